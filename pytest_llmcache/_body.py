@@ -1,0 +1,243 @@
+"""Bodies as they are stored: readable YAML structures that give back the exact bytes.
+
+A body becomes JSON structure, SSE events, text or base64, whichever is the most readable
+form that re-encodes to the very same bytes; anything that would not survive the round trip
+falls back to a plainer form. Compressed bodies are stored decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "STREAM_TYPES",
+    "decode_body",
+    "decode_chunks",
+    "decompress",
+    "encode_body",
+    "encode_chunks",
+    "is_stream_type",
+]
+
+StoredBody = dict[str, Any]
+
+STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+"""Media types whose chunk boundaries are kept; other bodies are stored whole."""
+
+
+def is_stream_type(content_type: str | None) -> bool:
+    """Whether a response of this content type is stored chunk by chunk."""
+    if not content_type:
+        return False
+    lowered = content_type.lower()
+    return any(t in lowered for t in STREAM_TYPES)
+
+
+# JSON serializations seen from providers and SDKs, tried in order until one reproduces the
+# original bytes exactly. The first is the default and is not written to the cassette.
+def _styles() -> dict[str, Callable[[object], str]]:
+    styles: dict[str, Callable[[object], str]] = {}
+    layouts: dict[str, dict[str, Any]] = {
+        "compact": {"separators": (",", ":")},
+        "spaced": {"separators": (", ", ": ")},
+        "indent": {"indent": 2, "separators": (",", ": ")},
+    }
+    for layout, options in layouts.items():
+        for ascii_suffix, ensure_ascii in (("", False), ("+ascii", True)):
+            for nl_suffix, newline in (("", ""), ("+nl", "\n")):
+
+                def dump(
+                    data: object,
+                    _o: dict[str, Any] = options,
+                    _a: bool = ensure_ascii,
+                    _n: str = newline,
+                ) -> str:
+                    return json.dumps(data, ensure_ascii=_a, **_o) + _n
+
+                styles[layout + ascii_suffix + nl_suffix] = dump
+    return styles
+
+
+_JSON_STYLES = _styles()
+_DEFAULT_STYLE = "compact"
+
+
+def encode_body(data: bytes) -> StoredBody:
+    """The stored form of a whole body."""
+    if not data:
+        return {}
+    text = _utf8(data)
+    if text is None:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+    if text[:1] in "{[" and (parsed := _json_structure(text)) is not None:
+        value, style = parsed
+        return {"json": value} if style == _DEFAULT_STYLE else {"json": value, "style": style}
+    return {"text": text}
+
+
+def decode_body(stored: StoredBody) -> bytes:
+    """The exact bytes a stored body was made from."""
+    if "json" in stored:
+        style = _JSON_STYLES[stored.get("style", _DEFAULT_STYLE)]
+        return style(stored["json"]).encode()
+    if "text" in stored:
+        return str(stored["text"]).encode()
+    if "base64" in stored:
+        return base64.b64decode(stored["base64"])
+    if "chunks" in stored:
+        return b"".join(decode_chunks(stored["chunks"]))
+    return b""
+
+
+def encode_chunks(chunks: Iterable[bytes]) -> list[StoredBody]:
+    """The stored form of a stream: one item per chunk, boundaries kept."""
+    stored: list[StoredBody] = []
+    for chunk in chunks:
+        text = _utf8(chunk)
+        if text is None:
+            stored.append({"base64": base64.b64encode(chunk).decode("ascii")})
+        elif (events := _sse_events(text)) is not None:
+            stored.append({"sse": events})
+        else:
+            stored.append({"text": text})
+    return stored
+
+
+def decode_chunks(stored: Sequence[StoredBody]) -> list[bytes]:
+    """The exact chunks a stored stream was made from."""
+    chunks: list[bytes] = []
+    for item in stored:
+        if "sse" in item:
+            chunks.append(_render_sse(item["sse"]).encode())
+        elif "text" in item:
+            chunks.append(str(item["text"]).encode())
+        else:
+            chunks.append(base64.b64decode(item["base64"]))
+    return chunks
+
+
+def _utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _json_structure(text: str) -> tuple[object, str] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict | list):
+        return None
+    for name, dump in _JSON_STYLES.items():
+        if dump(value) == text:
+            return value, name
+    return None
+
+
+def _sse_events(text: str) -> list[dict[str, object]] | None:
+    """Parse whole SSE events; ``None`` unless rendering them back gives ``text`` exactly."""
+    if not text.endswith("\n\n") or "\r" in text:
+        return None
+    events: list[dict[str, object]] = []
+    for block in text[:-2].split("\n\n"):
+        event: dict[str, object] = {}
+        for line in block.split("\n"):
+            name, sep, value = line.partition(": ")
+            if not sep or not name or name in event or ":" in name:
+                return None
+            event[name] = _sse_data(value) if name == "data" else value
+        events.append(event)
+    return events if _render_sse(events) == text else None
+
+
+def _sse_data(value: str) -> object:
+    if value[:1] in "{[":
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if _JSON_STYLES[_DEFAULT_STYLE](parsed) == value:
+            return parsed
+    return value
+
+
+def _render_sse(events: Sequence[dict[str, object]]) -> str:
+    dump = _JSON_STYLES[_DEFAULT_STYLE]
+    parts = []
+    for event in events:
+        for name, value in event.items():
+            parts.append(f"{name}: {value if isinstance(value, str) else dump(value)}\n")
+        parts.append("\n")
+    return "".join(parts)
+
+
+def decompress(chunks: Sequence[bytes], content_encoding: str) -> list[bytes] | None:
+    """Decode ``chunks`` sent with ``content_encoding``, keeping their boundaries.
+
+    Returns ``None`` for an encoding this machine cannot decode; the caller then stores the
+    bytes as sent and keeps the header.
+    """
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    codings = [c for c in codings if c != "identity"]
+    decoded = list(chunks)
+    for coding in reversed(codings):
+        step = _decoder(coding)
+        if step is None:
+            return None
+        try:
+            decoded = step(decoded)
+        except Exception:
+            return None
+    return decoded
+
+
+def _decoder(coding: str) -> Callable[[list[bytes]], list[bytes]] | None:
+    if coding in ("gzip", "x-gzip"):
+        return lambda chunks: _zlib_chunks(chunks, zlib.MAX_WBITS | 16)
+    if coding == "deflate":
+        return _deflate_chunks
+    if coding == "br":
+        brotli = _optional("brotli") or _optional("brotlicffi")
+        if brotli is None:
+            return None
+        return lambda chunks: [brotli.decompress(b"".join(chunks))]
+    if coding == "zstd":
+        zstandard = _optional("zstandard")
+        if zstandard is None:
+            return None
+        return lambda chunks: [
+            zstandard.ZstdDecompressor().decompressobj().decompress(b"".join(chunks))
+        ]
+    return None
+
+
+def _optional(name: str) -> Any:
+    """A decompression library, if this machine has it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def _zlib_chunks(chunks: list[bytes], wbits: int) -> list[bytes]:
+    decoder = zlib.decompressobj(wbits)
+    out = [decoder.decompress(chunk) for chunk in chunks]
+    out.append(decoder.flush())
+    if not decoder.eof:
+        raise zlib.error("truncated compressed body")
+    return [c for c in out if c]
+
+
+def _deflate_chunks(chunks: list[bytes]) -> list[bytes]:
+    # "deflate" is zlib-wrapped by the standard, raw deflate in practice; accept both.
+    try:
+        return _zlib_chunks(chunks, zlib.MAX_WBITS)
+    except zlib.error:
+        return _zlib_chunks(chunks, -zlib.MAX_WBITS)

@@ -1,0 +1,309 @@
+"""The cassette file: entries, their YAML form, validation and atomic writes (SPEC §2)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import _body, _yaml
+from ._exchange import Headers, Response
+
+__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Entry"]
+
+CASSETTE_VERSION = 1
+
+_REQUIRED = ("key", "recorded_at", "request", "response")
+
+
+class CassetteError(Exception):
+    """A cassette cannot be read or written; the message names the file."""
+
+
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One recorded call: the request it answers and the response to replay."""
+
+    key: str
+    recorded_at: str
+    ttl: float | None
+    duration: float
+    request: dict[str, Any]
+    response: dict[str, Any]
+    _replay: Response | None = field(default=None, repr=False)
+
+    def recorded_datetime(self) -> datetime:
+        """When the call was recorded, in UTC."""
+        stamp = datetime.fromisoformat(self.recorded_at.replace("Z", "+00:00"))
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+    def is_expired(self, now: datetime) -> bool:
+        """Whether the entry is older than its TTL (never, without one)."""
+        if self.ttl is None:
+            return False
+        return (now - self.recorded_datetime()).total_seconds() > self.ttl
+
+    def to_response(self) -> Response:
+        """The stored response as chunks and headers, decoded once and kept."""
+        if self._replay is None:
+            stored = self.response
+            body = stored.get("body") or {}
+            if "chunks" in body:
+                chunks = tuple(_body.decode_chunks(body["chunks"]))
+            else:
+                chunks = (_body.decode_body(body),)
+            headers: Headers = tuple(
+                (str(k), str(v)) for k, v in (stored.get("headers") or {}).items()
+            )
+            self._replay = Response(int(stored["status"]), headers, chunks)
+        return self._replay
+
+    def same_exchange(self, other: Entry) -> bool:
+        """Whether two entries hold the same request and response (timestamps aside)."""
+        return (self.key, self.request, self.response) == (
+            other.key,
+            other.request,
+            other.response,
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        """The YAML-ready mapping, in the field order the file shows."""
+        data: dict[str, Any] = {"key": self.key, "recorded_at": self.recorded_at}
+        if self.ttl is not None:
+            data["ttl"] = int(self.ttl) if float(self.ttl).is_integer() else self.ttl
+        data["duration"] = self.duration
+        data["request"] = self.request
+        data["response"] = self.response
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Entry:
+        """An entry from its mapping (already validated)."""
+        recorded = data["recorded_at"]
+        if isinstance(recorded, datetime):
+            recorded = recorded.isoformat()
+        ttl = data.get("ttl")
+        return cls(
+            key=str(data["key"]),
+            recorded_at=str(recorded),
+            ttl=float(ttl) if ttl is not None else None,
+            duration=float(data.get("duration") or 0.0),
+            request=data["request"],
+            response=data["response"],
+        )
+
+
+class Cassette:
+    """The entries of one file, indexed by key; each key holds its responses in call order."""
+
+    def __init__(self, path: Path, entries: list[Entry] | None = None) -> None:
+        self.path = path
+        self.entries: list[Entry] = []
+        self._index: dict[str, list[Entry]] = {}
+        self.dirty = False
+        for entry in entries or []:
+            self._append(entry)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def responses(self, key: str) -> list[Entry]:
+        """Every entry recorded for ``key``, in call order."""
+        return self._index.get(key, [])
+
+    def get(self, key: str, occurrence: int) -> Entry | None:
+        """The ``occurrence``-th response to ``key``, or ``None`` if it was never recorded."""
+        found = self._index.get(key)
+        if found and occurrence < len(found):
+            return found[occurrence]
+        return None
+
+    def put(self, occurrence: int, entry: Entry) -> Entry | None:
+        """Store ``entry`` as the ``occurrence``-th response to its key; return what it replaced."""
+        found = self._index.setdefault(entry.key, [])
+        self.dirty = True
+        if occurrence < len(found):
+            old = found[occurrence]
+            found[occurrence] = entry
+            self.entries[self.entries.index(old)] = entry
+            return old
+        self._append(entry)
+        return None
+
+    def clear(self) -> None:
+        """Forget every entry (a ``record`` run rewrites the file with its own entries)."""
+        if self.entries:
+            self.dirty = True
+        self.entries.clear()
+        self._index.clear()
+
+    def _append(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        self._index.setdefault(entry.key, []).append(entry)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Path, parse_cache: Path | None = None) -> Cassette:
+        """Read ``path`` (an absent file is an empty cassette).
+
+        ``parse_cache`` is a folder where a JSON copy of each parsed file is kept, keyed by
+        the file's size and modification time, so an unchanged cassette is not parsed as
+        YAML again on the next run.
+        """
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return cls(path)
+        except OSError as exc:
+            raise CassetteError(f"{path}: cannot read cassette: {exc.strerror}") from None
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        cached = _cache_file(parse_cache, path)
+        if cached is not None:
+            with contextlib.suppress(OSError, ValueError):
+                saved = json.loads(cached.read_text("utf-8"))
+                if saved.get("stamp") == stamp:
+                    return cls(path, [Entry.from_data(e) for e in saved["entries"]])
+        entries = parse(path)
+        if cached is not None:
+            with contextlib.suppress(OSError):
+                data = {"stamp": stamp, "entries": [e.to_data() for e in entries]}
+                _atomic_write(cached, json.dumps(data, separators=(",", ":")))
+        return cls(path, entries)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def render(self) -> str:
+        """The file's text: the same entries always give the same bytes."""
+        return _yaml.dump(
+            {"version": CASSETTE_VERSION, "entries": [e.to_data() for e in self.entries]}
+        )
+
+    def save(self) -> bool:
+        """Write the file atomically if its content changed; return whether it was written.
+
+        The text goes to a temporary file in the same folder, then replaces the cassette
+        in one rename: a reader or an interrupted run sees the old file or the new one.
+        """
+        if not self.dirty:
+            return False
+        self.dirty = False
+        text = self.render()
+        try:
+            if self.path.read_text("utf-8") == text:
+                return False
+        except (OSError, UnicodeDecodeError):
+            pass
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.path, text)
+        except OSError as exc:
+            raise CassetteError(
+                f"{self.path}: cannot write cassette: {exc.strerror or exc}"
+            ) from None
+        return True
+
+
+def parse(path: Path) -> list[Entry]:
+    """Read and validate a cassette file; every problem is a :class:`CassetteError`."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CassetteError(f"{path}: cannot read cassette: {exc}") from None
+    try:
+        data = _yaml.load(text)
+    except _yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f":{mark.line + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CassetteError(
+            f"{path}{where}: not a valid cassette (YAML error: {problem}); the file may be "
+            "truncated or hand-edited: restore it from git or re-record it"
+        ) from None
+    return validate(data, path)
+
+
+def validate(data: object, path: Path) -> list[Entry]:
+    """Check the structure of a parsed cassette and build its entries."""
+    if not isinstance(data, dict) or "version" not in data:
+        raise CassetteError(
+            f"{path}: not a pytest-llmcache cassette (no 'version' at the top); "
+            "restore it from git or re-record it"
+        )
+    version = data["version"]
+    if version != CASSETTE_VERSION:
+        raise CassetteError(
+            f"{path}: cassette version {version!r} is not supported; this pytest-llmcache "
+            f"reads version {CASSETTE_VERSION} (upgrade pytest-llmcache, or re-record the file)"
+        )
+    entries = data.get("entries")
+    if entries is None:
+        entries = []
+    if not isinstance(entries, list):
+        raise CassetteError(f"{path}: 'entries' must be a list")
+    built = []
+    for number, item in enumerate(entries, 1):
+        where = f"{path}: entry {number}"
+        if not isinstance(item, dict):
+            raise CassetteError(f"{where} is not a mapping")
+        missing = [name for name in _REQUIRED if name not in item]
+        if missing:
+            raise CassetteError(f"{where} lacks {', '.join(missing)} (truncated or hand-edited?)")
+        response = item["response"]
+        if not isinstance(response, dict) or not isinstance(response.get("status"), int):
+            raise CassetteError(f"{where}: response needs an integer 'status'")
+        body = response.get("body")
+        if body is not None and not (isinstance(body, dict) and _known_body(body)):
+            raise CassetteError(
+                f"{where}: response body must hold one of json, text, base64, chunks"
+            )
+        if not isinstance(item["request"], dict):
+            raise CassetteError(f"{where}: request must be a mapping")
+        try:
+            built.append(Entry.from_data(item))
+        except (TypeError, ValueError) as exc:
+            raise CassetteError(f"{where}: {exc}") from None
+    return built
+
+
+def _known_body(body: dict[str, Any]) -> bool:
+    return not body or any(k in body for k in ("json", "text", "base64", "chunks"))
+
+
+def _cache_file(folder: Path | None, path: Path) -> Path | None:
+    if folder is None:
+        return None
+    name = hashlib.sha1(str(path.resolve()).encode(), usedforsecurity=False).hexdigest()
+    return folder / f"{name}.json"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp makes the file private; a cassette is as readable as the file it replaces.
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = 0o644
+        os.chmod(tmp, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,325 @@
+"""The one place that decides, for every intercepted call: replay, record or fail.
+
+Adapters hand a :class:`Request` to :func:`active` test's :meth:`TestCache.decide` and get
+back either a stored :class:`Response` or a :class:`Recording` to feed with the live
+response. Everything about modes, TTLs, repeated requests and cassette bookkeeping is here,
+so each HTTP library only converts its own objects.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NoReturn
+
+from _pytest.outcomes import Failed
+
+from ._capture import SecretFound, is_transient, make_entry
+from ._cassette import Cassette, CassetteError
+from ._exchange import Headers, Request, Response
+from ._key import KeyOptions, request_key
+from ._secrets import credentials
+from ._settings import Mode, Settings, TestOptions
+
+__all__ = ["Counts", "Engine", "Recording", "ReplayMiss", "TestCache", "active"]
+
+Normalizer = Callable[[Request], Request]
+
+_active: TestCache | None = None
+
+
+def active() -> TestCache | None:
+    """The cache of the test running now, or ``None`` when calls should pass through."""
+    return _active
+
+
+class ReplayMiss(Failed):
+    """A call the cache cannot answer in this mode.
+
+    A ``BaseException`` (pytest's failure outcome), so no SDK retry loop can catch it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, pytrace=False)
+
+
+@dataclass
+class Counts:
+    """What happened to the calls of a test, or of a whole run."""
+
+    replayed: int = 0
+    recorded: int = 0
+    missed: int = 0
+    expired: int = 0
+    passed_through: int = 0
+    """Calls that went to the provider but were not stored (429, 5xx)."""
+
+    def add(self, other: Counts) -> None:
+        """Add ``other``'s counts to these."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class RunReport:
+    """What the whole run did, for the terminal summary."""
+
+    counts: Counts = field(default_factory=Counts)
+    missed_tests: list[str] = field(default_factory=list)
+    expired_tests: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
+class Engine:
+    """The run: its settings, the cassettes it has loaded and the totals of every test."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        parse_cache: Path | None = None,
+        normalize: Normalizer | None = None,
+        display_root: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.report = RunReport()
+        self._parse_cache = parse_cache
+        self._normalize = normalize
+        self._display_root = display_root or Path.cwd()
+        self._cassettes: dict[Path, Cassette] = {}
+        self._previous: dict[Path, Cassette] = {}
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def display(self, path: Path) -> str:
+        """A path as the user should see it: relative to where pytest was started."""
+        try:
+            return str(path.relative_to(self._display_root))
+        except ValueError:
+            return str(path)
+
+    def begin(self, nodeid: str, options: TestOptions, path: Path) -> TestCache:
+        """Start caching the calls of one test."""
+        global _active
+        test = TestCache(self, nodeid, options, path)
+        _active = test
+        return test
+
+    def end(self, test: TestCache) -> None:
+        """Stop caching for ``test``, write its cassette if it changed and add its counts."""
+        global _active
+        if _active is test:
+            _active = None
+        self.report.counts.add(test.counts)
+        if test.counts.missed:
+            self.report.missed_tests.append(test.nodeid)
+        if test.counts.expired:
+            self.report.expired_tests.append(test.nodeid)
+        cassette = self._cassettes.get(test.path)
+        if cassette is not None and cassette.dirty:
+            try:
+                written = cassette.save()
+            except CassetteError as exc:
+                raise ReplayMiss(f"pytest-llmcache: {exc}") from None
+            if written:
+                self.report.written.append(test.path)
+
+    def cassette(self, path: Path) -> Cassette:
+        """The cassette at ``path``, read once per run; ``record`` starts it empty."""
+        cassette = self._cassettes.get(path)
+        if cassette is None:
+            cassette = Cassette.load(path, self._parse_cache)
+            if self.settings.mode is Mode.RECORD:
+                self._previous[path] = cassette
+                cassette = Cassette(path)
+                cassette.dirty = path.exists()
+            self._cassettes[path] = cassette
+        return cassette
+
+    def previous(self, path: Path) -> Cassette | None:
+        """In ``record`` mode, what the file held before this run."""
+        return self._previous.get(path)
+
+    def normalize(self, request: Request) -> Request:
+        """Apply the user's ``pytest_llm_cache_normalize_request`` hook, if any."""
+        return request if self._normalize is None else self._normalize(request)
+
+    def learn_secrets(self, request: Request) -> frozenset[str]:
+        """Remember the credentials of ``request``; return all seen in this run."""
+        found = credentials(request)
+        with self._lock:
+            self._secrets |= found
+            return frozenset(self._secrets)
+
+
+class TestCache:
+    """One test's view of the cache: its cassette, its counts, and its call decisions."""
+
+    __test__ = False
+
+    def __init__(self, engine: Engine, nodeid: str, options: TestOptions, path: Path) -> None:
+        self.engine = engine
+        self.nodeid = nodeid
+        self.options = options
+        self.path = path
+        self.mode = engine.settings.mode
+        self.counts = Counts()
+        self.messages: list[str] = []
+        self._key_options = KeyOptions(
+            options.ignore_fields, options.match_headers, options.match_api_key
+        )
+        self._occurrences: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def decide(self, request: Request) -> Response | Recording:
+        """A stored response to replay, or a recording to fill from the provider.
+
+        Raises :class:`ReplayMiss` when the call can be neither replayed nor recorded.
+        """
+        raw = request
+        request = self.engine.normalize(request)
+        key = request_key(request, self._key_options)
+        with self._lock:
+            occurrence = self._occurrences.get(key, 0)
+            self._occurrences[key] = occurrence + 1
+        if self.mode is Mode.RECORD:
+            return Recording(self, key, occurrence, request, raw)
+        cassette = self._cassette()
+        entry = cassette.get(key, occurrence)
+        if entry is None and self.mode is Mode.REPLAY and occurrence:
+            # Past the last recorded answer to a repeated request, the last one repeats.
+            entry = cassette.responses(key)[-1] if cassette.responses(key) else None
+        if entry is not None:
+            expired = entry.is_expired(datetime.now(timezone.utc))
+            if not expired or self.mode is Mode.REPLAY:
+                with self._lock:
+                    self.counts.replayed += 1
+                    self.counts.expired += expired
+                if expired and self.engine.settings.strict:
+                    self._fail(self._expired_message(request, entry.recorded_at))
+                return entry.to_response()
+        if self.mode is Mode.AUTO:
+            return Recording(self, key, occurrence, request, raw)
+        with self._lock:
+            self.counts.missed += 1
+        self._fail(self._miss_message(request, cassette))
+
+    def _cassette(self) -> Cassette:
+        try:
+            return self.engine.cassette(self.path)
+        except CassetteError as exc:
+            self._fail(f"pytest-llmcache: {exc}\n  test: {self.nodeid}")
+
+    def _fail(self, message: str) -> NoReturn:
+        self.messages.append(message)
+        raise ReplayMiss(message)
+
+    def store(
+        self, recording: Recording, status: int, headers: Headers, chunks: list[bytes]
+    ) -> None:
+        """Keep the live response of ``recording`` (unless it was a transient failure)."""
+        if is_transient(status):
+            with self._lock:
+                self.counts.passed_through += 1
+            return
+        now = datetime.now(timezone.utc)
+        secrets = self.engine.learn_secrets(recording.raw)
+        try:
+            entry = make_entry(
+                key=recording.key,
+                request=recording.request,
+                status=status,
+                headers=headers,
+                chunks=chunks,
+                match_headers=self.options.match_headers,
+                ttl=self.options.ttl,
+                duration=time.perf_counter() - recording.started,
+                now=now,
+                secrets=secrets,
+            )
+        except SecretFound as exc:
+            self._fail(
+                f"pytest-llmcache: refusing to write {self.engine.display(self.path)}: the "
+                f"response to {recording.request.method} {recording.request.url} holds a value "
+                f"shaped like an API key at {exc}. Nothing was written.\n  test: {self.nodeid}"
+            )
+        cassette = self._cassette()
+        with self._lock:
+            old = cassette.get(entry.key, recording.occurrence)
+            if old is None and (previous := self.engine.previous(self.path)) is not None:
+                old = previous.get(entry.key, recording.occurrence)
+            if old is not None and old.same_exchange(entry) and not old.is_expired(now):
+                # Identical traffic keeps its timestamps, so re-recording changes no byte.
+                entry = old
+            cassette.put(recording.occurrence, entry)
+            self.counts.recorded += 1
+
+    def _command(self, mode: str) -> str:
+        return f"pytest --llm-cache={mode} '{self.nodeid}'"
+
+    def _miss_message(self, request: Request, cassette: Cassette) -> str:
+        where = self.engine.display(self.path)
+        state = f"{len(cassette)} entries" if self.path.exists() else "file does not exist"
+        return (
+            f"pytest-llmcache: no recorded response for {request.method} {request.url}\n"
+            f"  test:     {self.nodeid}\n"
+            f"  cassette: {where} ({state})\n"
+            f"  mode:     replay (nothing was sent to the network)\n"
+            f"  record it: {self._command('record')}\n"
+            f"  or record only what is missing: {self._command('auto')}"
+        )
+
+    def _expired_message(self, request: Request, recorded_at: str) -> str:
+        ttl = self.options.ttl
+        return (
+            f"pytest-llmcache: expired entry for {request.method} {request.url} "
+            f"(recorded {recorded_at}, ttl {ttl:g}s) and --llm-cache-strict is on\n"
+            f"  test:     {self.nodeid}\n"
+            f"  cassette: {self.engine.display(self.path)}\n"
+            f"  refresh it: {self._command('auto')}"
+        )
+
+
+class Recording:
+    """A call on its way to the provider; the adapter feeds it the response as it arrives."""
+
+    __slots__ = ("_chunks", "_done", "key", "occurrence", "raw", "request", "started", "test")
+
+    def __init__(
+        self, test: TestCache, key: str, occurrence: int, request: Request, raw: Request
+    ) -> None:
+        self.test = test
+        self.key = key
+        self.occurrence = occurrence
+        self.request = request
+        self.raw = raw
+        self.started = time.perf_counter()
+        self._chunks: list[bytes] = []
+        self._done = False
+
+    def add(self, chunk: bytes) -> None:
+        """One more chunk of the body, as the caller receives it."""
+        self._chunks.append(chunk)
+
+    def finish(self, status: int, headers: Headers) -> None:
+        """The body is complete: store the exchange (once)."""
+        if not self._done:
+            self._done = True
+            self.test.store(self, status, headers, self._chunks)
+
+    def finish_failed(self) -> None:
+        """The call failed before its body was complete: store nothing."""
+        self._done = True
+
+    @property
+    def done(self) -> bool:
+        """Whether the exchange was stored (or deliberately not)."""
+        return self._done

@@ -1,0 +1,41 @@
+"""The HTTP exchange as the cache sees it, independent of the HTTP library that made it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Headers", "Request", "Response"]
+
+Headers = tuple[tuple[str, str], ...]
+"""Header pairs in wire order; names are lower-case."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An outgoing request: what the key is computed from."""
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (lower-case), or ``None``."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response to hand back to the client: status, headers and the body as its chunks."""
+
+    status: int
+    headers: Headers
+    chunks: tuple[bytes, ...]
+
+    @property
+    def body(self) -> bytes:
+        """The whole body."""
+        return b"".join(self.chunks)

@@ -1,0 +1,142 @@
+"""The request key: a sha256 over the parts of a request that change the answer (SPEC §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ._exchange import Request
+from ._secrets import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS
+
+__all__ = ["KEY_HEADERS", "KEY_VERSION", "KeyOptions", "canonical_url", "media_type", "request_key"]
+
+KEY_VERSION = 1
+"""Bumped whenever the canonical form changes, so old cassettes can be migrated."""
+
+KEY_HEADERS = ("accept", "content-type", "openai-beta", "anthropic-beta")
+"""Request headers that change the answer; everything else (user-agent, x-stainless-*,
+retry counters, tracing, credentials, cookies) is left out."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_API_KEY_SALT = b"pytest-llmcache api key v1\x00"
+
+
+@dataclass(frozen=True)
+class KeyOptions:
+    """Per-test choices that shape the key."""
+
+    ignore_fields: tuple[str, ...] = ()
+    match_headers: tuple[str, ...] = ()
+    match_api_key: bool = False
+
+
+def request_key(request: Request, options: KeyOptions = KeyOptions()) -> str:
+    """The hex key of ``request``: equal for requests a provider would answer alike."""
+    digest = hashlib.sha256()
+    for part in _canonical_parts(request, options):
+        digest.update(part)
+        digest.update(b"\x00")
+    return digest.hexdigest()[:32]
+
+
+def _canonical_parts(request: Request, options: KeyOptions) -> list[bytes]:
+    parts = [
+        f"v{KEY_VERSION}".encode(),
+        request.method.upper().encode(),
+        canonical_url(request.url).encode(),
+    ]
+    for name in (*KEY_HEADERS, *options.match_headers):
+        value = request.header(name)
+        if value is not None:
+            if name == "content-type":
+                value = media_type(value)
+            parts.append(f"{name}:{value}".encode())
+    if options.match_api_key:
+        parts.append(b"api-key:" + api_key_fingerprint(request).encode())
+    parts.append(canonical_body(request, options.ignore_fields))
+    return parts
+
+
+def canonical_url(url: str) -> str:
+    """Scheme, host and port normalized, query sorted, secret query parameters dropped."""
+    split = urlsplit(url)
+    scheme = split.scheme.lower()
+    host = (split.hostname or "").lower()
+    port = split.port or _DEFAULT_PORTS.get(scheme, 0)
+    query = sorted(
+        (k, v)
+        for k, v in parse_qsl(split.query, keep_blank_values=True)
+        if k.lower() not in SECRET_QUERY_PARAMS
+    )
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{scheme}://{host}:{port}{split.path or '/'}{tail}"
+
+
+def media_type(content_type: str) -> str:
+    """``multipart/form-data; boundary=x`` -> ``multipart/form-data``."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def api_key_fingerprint(request: Request) -> str:
+    """A salted hash of the request's API key: scopes entries by key without storing it."""
+    for name in CREDENTIAL_HEADERS:
+        value = request.header(name)
+        if value:
+            return hashlib.sha256(_API_KEY_SALT + value.encode()).hexdigest()[:16]
+    return "none"
+
+
+def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes:
+    """JSON re-serialized with sorted keys, multipart with its boundary normalized, else bytes."""
+    body = request.body
+    if not body:
+        return b""
+    content_type = request.header("content-type") or ""
+    if content_type.startswith("multipart/"):
+        return _normalize_boundary(body, content_type)
+    if body[:1] in (b"{", b"[") or "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return body
+        for path in ignore_fields:
+            _drop(data, path.split("."))
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return body
+
+
+def _normalize_boundary(body: bytes, content_type: str) -> bytes:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return body.replace(value.strip('"').encode(), b"BOUNDARY")
+    return body
+
+
+def _drop(data: object, path: list[str]) -> None:
+    """Remove the field at a dotted ``path``; ``*`` matches every key or list item."""
+    head, rest = path[0], path[1:]
+    if isinstance(data, dict):
+        keys = list(data) if head == "*" else [head]
+        for key in keys:
+            if key in data:
+                if rest:
+                    _drop(data[key], rest)
+                else:
+                    del data[key]
+    elif isinstance(data, list):
+        if head == "*":
+            indices = range(len(data))
+        elif head.isdigit() and int(head) < len(data):
+            indices = range(int(head), int(head) + 1)
+        else:
+            return
+        if rest:
+            for i in indices:
+                _drop(data[i], rest)
+        else:
+            for i in reversed(indices):
+                del data[i]

@@ -1,0 +1,50 @@
+"""Where a test's cassette lives (SPEC §2)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+__all__ = ["cassette_path", "safe_name"]
+
+_UNSAFE = re.compile(r"[^\w.\-\[\]=+,@]")
+_MAX_NAME = 120
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of a test name; over-long names end in a short hash."""
+    cleaned = _UNSAFE.sub("-", name).strip(".") or "-"
+    if len(cleaned) > _MAX_NAME:
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
+        cleaned = f"{cleaned[: _MAX_NAME - 11]}-{digest}"
+    return cleaned
+
+
+def cassette_path(
+    *,
+    test_file: Path,
+    nodeid: str,
+    shared_name: str | None,
+    cassette_dir: Path | None,
+    rootpath: Path,
+) -> Path:
+    """``<test folder>/cassettes/<module>/<Class.test[id]>.yaml``, or the shared name's file.
+
+    With ``llm_cache_dir`` set the root moves there, keeping the test file's folder relative
+    to the rootdir so two modules of the same name never share a folder.
+    """
+    module = test_file.stem
+    if cassette_dir is None:
+        folder = test_file.parent / "cassettes" / module
+    else:
+        try:
+            relative = test_file.parent.resolve().relative_to(rootpath.resolve())
+        except ValueError:
+            relative = Path()
+        folder = cassette_dir / relative / module
+    if shared_name is not None:
+        return folder / f"{shared_name}.yaml"
+    # The node id after the file part: "Class::test[param]" -> "Class.test[param]".
+    test_part = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    return folder / f"{safe_name(test_part.replace('::', '.'))}.yaml"
