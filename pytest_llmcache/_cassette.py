@@ -22,6 +22,32 @@ CASSETTE_VERSION = 1
 
 _REQUIRED = ("key", "recorded_at", "request", "response")
 
+# Response headers that differ on every call even when the answer does not; re-recording an
+# identical answer keeps the stored entry, so the file changes by no byte.
+_PER_CALL_HEADERS = frozenset(
+    {
+        "date",
+        "age",
+        "expires",
+        "x-request-id",
+        "request-id",
+        "cf-ray",
+        "server-timing",
+        "openai-processing-ms",
+        "x-envoy-upstream-service-time",
+    }
+)
+_PER_CALL_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
+
+
+def _stable(response: dict[str, Any]) -> dict[str, Any]:
+    headers = {
+        k: v
+        for k, v in (response.get("headers") or {}).items()
+        if k not in _PER_CALL_HEADERS and not k.startswith(_PER_CALL_PREFIXES)
+    }
+    return {**response, "headers": headers}
+
 
 class CassetteError(Exception):
     """A cassette cannot be read or written; the message names the file."""
@@ -66,11 +92,11 @@ class Entry:
         return self._replay
 
     def same_exchange(self, other: Entry) -> bool:
-        """Whether two entries hold the same request and response (timestamps aside)."""
-        return (self.key, self.request, self.response) == (
+        """Whether two entries hold the same call and answer (timestamps and ids aside)."""
+        return (self.key, self.request, _stable(self.response)) == (
             other.key,
             other.request,
-            other.response,
+            _stable(other.response),
         )
 
     def to_data(self) -> dict[str, Any]:

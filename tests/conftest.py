@@ -1,0 +1,64 @@
+"""Fixtures shared by the suite: the local fake provider and a pytester helper around it."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_provider import FakeProvider, start_fake_provider
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[FakeProvider]:
+    """One fake provider on 127.0.0.1 for the whole session."""
+    with start_fake_provider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(provider: FakeProvider) -> FakeProvider:
+    """The fake provider with its request log emptied for this test."""
+    provider.reset()
+    return provider
+
+
+class Suite:
+    """A user's test suite in a temporary folder, run with pytest as the user runs it."""
+
+    def __init__(self, pytester: pytest.Pytester, provider: FakeProvider) -> None:
+        self.pytester = pytester
+        self.provider = provider
+        self.path = pytester.path
+
+    def write(self, name: str, source: str) -> Path:
+        """Write a file of the suite (source is dedented)."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+        return path
+
+    def run(self, *args: str) -> pytest.RunResult:
+        """Run pytest in the suite's folder, in this process."""
+        return self.pytester.runpytest(*args)
+
+    def upstream(self) -> int:
+        """Requests the fake provider served so far."""
+        return self.provider.count()
+
+    def cassettes(self) -> dict[str, str]:
+        """Every cassette file under the suite, by relative path, with its text."""
+        return {
+            str(p.relative_to(self.path)): p.read_text("utf-8")
+            for p in sorted(self.path.rglob("*.yaml"))
+            if "cassettes" in p.parts
+        }
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> Suite:
+    """A fresh user suite whose tests reach the fake provider through ``FAKE_URL``."""
+    monkeypatch.delenv("LLM_CACHE_MODE", raising=False)
+    monkeypatch.setenv("FAKE_URL", fake.url)
+    return Suite(pytester, fake)
