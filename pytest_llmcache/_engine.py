@@ -268,10 +268,19 @@ class TestCache:
     def _miss_message(self, request: Request, cassette: Cassette) -> str:
         where = self.engine.display(self.path)
         state = f"{len(cassette)} entries" if self.path.exists() else "file does not exist"
+        from ._diff import nearest_message  # only a miss pays for the diff
+
+        nearest = nearest_message(
+            request,
+            cassette,
+            ignore_fields=self._key_options.ignore_fields,
+            match_headers=self._key_options.match_headers,
+        )
         return (
             f"pytest-llmcache: no recorded response for {request.method} {request.url}\n"
             f"  test:     {self.nodeid}\n"
             f"  cassette: {where} ({state})\n"
+            f"{nearest}"
             f"  mode:     replay (nothing was sent to the network)\n"
             f"  record it: {self._command('record')}\n"
             f"  or record only what is missing: {self._command('auto')}"
