@@ -1,0 +1,1 @@
+"""pytest-llmcache examples with the openai SDK (a package: its module names stay unique)."""
