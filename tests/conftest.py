@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fake_provider import FakeProvider, start_fake_provider
+
+# In-process pytest runs forget the modules they imported; importing the SDKs once here
+# spares every such run a second of re-importing them.
+for _sdk in ("openai", "anthropic", "httpx2"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_sdk)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +48,13 @@ class Suite:
         return path
 
     def run(self, *args: str) -> pytest.RunResult:
-        """Run pytest in the suite's folder, in this process."""
-        return self.pytester.runpytest(*args)
+        """Run pytest in the suite's folder, in this process, with only this plugin loaded.
+
+        Other installed plugins (hypothesis, langsmith, ...) would be imported afresh by
+        every in-process run and cost seconds each; ``test_entry_point`` covers loading
+        the plugin the way pytest finds it.
+        """
+        return self.pytester.runpytest("-p", "pytest_llmcache.plugin", *args)
 
     def upstream(self) -> int:
         """Requests the fake provider served so far."""
@@ -60,5 +73,6 @@ class Suite:
 def suite(pytester: pytest.Pytester, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> Suite:
     """A fresh user suite whose tests reach the fake provider through ``FAKE_URL``."""
     monkeypatch.delenv("LLM_CACHE_MODE", raising=False)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.setenv("FAKE_URL", fake.url)
     return Suite(pytester, fake)

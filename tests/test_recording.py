@@ -1,0 +1,283 @@
+"""What recording stores and what it refuses: gzip, retries, errors, streams, repeats."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from conftest import Suite
+
+pytest.importorskip("openai")
+
+
+def test_gzip_is_stored_decoded_and_replays_through_the_sdk(suite: Suite) -> None:
+    suite.write(
+        "test_gz.py",
+        """
+        import os, openai, pytest
+
+        @pytest.mark.llm_cache
+        def test_embed():
+            client = openai.OpenAI(api_key="k", base_url=os.environ["FAKE_URL"] + "/gzip/v1")
+            result = client.embeddings.create(model="e", input="abc", encoding_format="float")
+            assert len(result.data[0].embedding) == 4
+        """,
+    )
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    assert suite.provider.requests[0].path.startswith("/gzip")
+    (text,) = suite.cassettes().values()
+    assert "content-encoding" not in text
+    assert "embedding:\n" in text, "the decoded JSON is stored as structure"
+    suite.run().assert_outcomes(passed=1)
+    assert suite.upstream() == 1
+
+
+def test_a_429_is_never_stored_and_the_sdk_retry_is(suite: Suite) -> None:
+    suite.write(
+        "test_flaky.py",
+        """
+        import os, openai, pytest
+
+        @pytest.mark.llm_cache
+        def test_chat():
+            client = openai.OpenAI(
+                api_key="k", base_url=os.environ["FAKE_URL"] + "/flaky/v1", max_retries=2
+            )
+            messages = [{"role": "user", "content": "hi"}]
+            reply = client.chat.completions.create(model="m", messages=messages)
+            assert reply.choices[0].message.content == "Echo: hi"
+        """,
+    )
+    result = suite.run("--llm-cache=record")
+    result.assert_outcomes(passed=1)
+    assert suite.upstream() == 2, "429 then success"
+    (text,) = suite.cassettes().values()
+    assert text.count("- key:") == 1
+    assert "status: 200" in text
+    assert "429" not in text
+    result.stdout.fnmatch_lines(["*1 recorded*1 not stored (429/5xx)*"])
+    suite.run().assert_outcomes(passed=1)
+    assert suite.upstream() == 2
+
+
+def test_a_server_error_is_not_written(suite: Suite) -> None:
+    suite.write(
+        "test_500.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_fails():
+            response = httpx.post(os.environ["FAKE_URL"] + "/fail500/v1/chat/completions", json={})
+            assert response.status_code == 500
+        """,
+    )
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    assert suite.cassettes() == {}
+
+
+def test_client_errors_are_stored(suite: Suite) -> None:
+    suite.write(
+        "test_404.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_missing():
+            response = httpx.get(os.environ["FAKE_URL"] + "/v1/nothing-here")
+            assert response.status_code == 404
+        """,
+    )
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    suite.run().assert_outcomes(passed=1)
+    assert suite.upstream() == 1
+    assert "status: 404" in next(iter(suite.cassettes().values()))
+
+
+def test_a_miss_fails_at_once_without_sdk_retries(suite: Suite) -> None:
+    suite.write(
+        "test_miss.py",
+        """
+        import os, time, openai, pytest
+
+        @pytest.mark.llm_cache
+        def test_chat():
+            client = openai.OpenAI(api_key="k", base_url=os.environ["FAKE_URL"] + "/v1",
+                                   max_retries=5)
+            try:
+                client.chat.completions.create(model="m", messages=[])
+            except Exception as exc:  # what an SDK or a test could catch
+                pytest.fail(f"caught {exc!r}")
+        """,
+    )
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    assert "caught" not in result.stdout.str()
+    assert result.stdout.str().count("no recorded response for POST") == 1
+    assert suite.upstream() == 0
+
+
+def test_a_swallowed_miss_still_fails_the_test(suite: Suite) -> None:
+    suite.write(
+        "test_swallow.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_chat():
+            try:
+                httpx.get(os.environ["FAKE_URL"] + "/v1/models")
+            except BaseException:
+                pass
+        """,
+    )
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no recorded response for GET*"])
+
+
+def test_repeated_identical_requests_replay_in_order_then_the_last_repeats(
+    suite: Suite,
+) -> None:
+    suite.write(
+        "test_repeat.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_same_question_three_times(llm_cache):
+            url = os.environ["FAKE_URL"] + "/v1/models"
+            count = int(os.environ.get("REPEAT", "2"))
+            ids = [httpx.get(url).headers.get("x-request-id") for _ in range(count)]
+            print("IDS", ids)
+        """,
+    )
+    suite.run("--llm-cache=record", "-s").assert_outcomes(passed=1)
+    (text,) = suite.cassettes().values()
+    assert text.count("- key:") == 2
+    result = suite.run("-s")
+    result.assert_outcomes(passed=1)
+    assert suite.upstream() == 2
+
+
+def test_the_order_of_repeated_answers_is_kept(suite: Suite) -> None:
+    suite.write(
+        "test_order.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_counter():
+            url = os.environ["FAKE_URL"] + "/v1/chat/completions"
+            answers = []
+            for content in ["a", "b", "a", "a"]:
+                body = {"model": "m", "messages": [{"role": "user", "content": content}]}
+                answers.append(httpx.post(url, json=body).json()["choices"][0]["message"])
+            print("ANSWERS", [a["content"] for a in answers])
+        """,
+    )
+    recorded = suite.run("--llm-cache=record", "-s")
+    expected = "ANSWERS ['Echo: a', 'Echo: b', 'Echo: a', 'Echo: a']"
+    assert expected in recorded.stdout.str()
+    replayed = suite.run("-s")
+    assert expected in replayed.stdout.str()
+    assert suite.upstream() == 4
+    (text,) = suite.cassettes().values()
+    assert text.count("- key:") == 4
+
+
+def test_in_process_transports_are_left_alone(suite: Suite) -> None:
+    suite.write(
+        "test_mock.py",
+        """
+        import httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_mock_transport(llm_cache):
+            transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": 1}))
+            with httpx.Client(transport=transport) as client:
+                response = client.get("https://example.invalid/")
+            assert response.json() == {"ok": 1}
+            assert "x-llm-cache-status" not in response.headers
+            assert llm_cache.counts.replayed == llm_cache.counts.missed == 0
+        """,
+    )
+    suite.run().assert_outcomes(passed=1)
+    assert suite.cassettes() == {}
+
+
+@pytest.fixture
+def trickle_server() -> Iterator[tuple[str, threading.Event]]:
+    """An SSE server that sends its second event only after the client saw the first."""
+    seen_first = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = (
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+            )
+            conn.sendall(head)
+            for number, event in enumerate([b"data: one\n\n", b"data: two\n\n"]):
+                if number and not seen_first.wait(10):
+                    return
+                conn.sendall(b"%x\r\n%s\r\n" % (len(event), event))
+            conn.sendall(b"0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/stream", seen_first
+    seen_first.set()
+    thread.join(5)
+    listener.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_the_caller_gets_stream_chunks_as_they_arrive_while_recording(
+    suite: Suite,
+    trickle_server: tuple[str, threading.Event],
+    monkeypatch: pytest.MonkeyPatch,
+    flavour: str,
+) -> None:
+    url, seen_first = trickle_server
+    monkeypatch.setenv("TRICKLE_URL", url)
+    # The server holds back the second event until the client has the first: a recorder
+    # that buffered the whole body would wait forever (here: the 10 s guard, then fail).
+    monkeypatch.setattr("builtins.SEEN_FIRST", seen_first, raising=False)
+    suite.write(
+        "test_trickle.py",
+        """
+        import asyncio, builtins, os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_stream():
+            if os.environ["FLAVOUR"] == "sync":
+                with httpx.stream("GET", os.environ["TRICKLE_URL"]) as response:
+                    chunks = []
+                    for chunk in response.iter_bytes():
+                        chunks.append(chunk)
+                        builtins.SEEN_FIRST.set()
+            else:
+                async def run():
+                    async with httpx.AsyncClient() as client:
+                        async with client.stream("GET", os.environ["TRICKLE_URL"]) as response:
+                            out = []
+                            async for chunk in response.aiter_bytes():
+                                out.append(chunk)
+                                builtins.SEEN_FIRST.set()
+                            return out
+                chunks = asyncio.run(run())
+            assert chunks == [b"data: one\\n\\n", b"data: two\\n\\n"]
+        """,
+    )
+    monkeypatch.setenv("FLAVOUR", flavour)
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    (text,) = suite.cassettes().values()
+    assert "- sse:\n        - data: one\n" in text
+    suite.run().assert_outcomes(passed=1)
