@@ -179,6 +179,11 @@ class TestCache:
         self._occurrences: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    @property
+    def cassette_path(self) -> Path:
+        """The file this test's calls are recorded in and replayed from."""
+        return self.path
+
     def decide(self, request: Request) -> Response | Recording:
         """A stored response to replay, or a recording to fill from the provider.
 
@@ -190,9 +195,11 @@ class TestCache:
         with self._lock:
             occurrence = self._occurrences.get(key, 0)
             self._occurrences[key] = occurrence + 1
+        # Read the cassette first in every mode: a damaged file stops the test before any
+        # call reaches the provider.
+        cassette = self._cassette()
         if self.mode is Mode.RECORD:
             return Recording(self, key, occurrence, request, raw)
-        cassette = self._cassette()
         entry = cassette.get(key, occurrence)
         if entry is None and self.mode is Mode.REPLAY and occurrence:
             # Past the last recorded answer to a repeated request, the last one repeats.
