@@ -1,8 +1,8 @@
 """Fixtures for the examples: openai clients, sync and async, and a server to record against.
 
-Replay (the default) needs no key, no network and no server. Recording (``--llm-cache=record``
-or ``auto``) calls ``OPENAI_BASE_URL`` or, when that is unset, the bundled local server,
-started here for the session on 127.0.0.1:8765.
+Replay (the default) needs no key, no network and no server. A run that calls the provider
+(``--llm-cache=record``, ``auto`` or ``off``) calls ``OPENAI_BASE_URL`` or, when that is
+unset, the bundled local server, started here for the session on 127.0.0.1:8765.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .local_server import DEFAULT_PORT, serve
 LOCAL_URL = f"http://127.0.0.1:{DEFAULT_PORT}/v1"
 
 
-def _records(config: pytest.Config) -> bool:
+def _calls_provider(config: pytest.Config) -> bool:
     """Whether this run may call the provider (same precedence as the plugin's mode)."""
     mode = (
         config.getoption("llm_cache_mode")
@@ -26,14 +26,14 @@ def _records(config: pytest.Config) -> bool:
         or config.getini("llm_cache_mode")
         or "replay"
     )
-    return str(mode).strip().lower() in ("record", "auto")
+    return str(mode).strip().lower() in ("record", "auto", "off")
 
 
 @pytest.fixture(scope="session")
 def openai_base_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The API the clients call; the local server is started only when a run records."""
+    """The API the clients call; the local server starts only for runs that call it."""
     configured = os.environ.get("OPENAI_BASE_URL")
-    if configured or not _records(request.config):
+    if configured or not _calls_provider(request.config):
         # Cassettes key on the URL: replay with the base URL the cassettes were recorded with.
         yield configured or LOCAL_URL
         return

@@ -20,6 +20,7 @@ MODEL = "gpt-4o-mini"
 
 
 def test_chat(client: openai.OpenAI) -> None:
+    """A plain chat completion."""
     completion = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hello there"}]
     )
@@ -28,6 +29,7 @@ def test_chat(client: openai.OpenAI) -> None:
 
 @pytest.mark.llm_cache(ttl="30d")  # older entries count as expired; `auto` re-records them
 def test_chat_cache_status(client: openai.OpenAI, llm_cache: TestCache) -> None:
+    """The ``llm_cache`` fixture and the ``X-LLM-Cache-Status`` header tell what happened."""
     raw = client.chat.completions.with_raw_response.create(
         model=MODEL, messages=[{"role": "user", "content": "Is this cached?"}]
     )
@@ -42,6 +44,7 @@ def test_chat_cache_status(client: openai.OpenAI, llm_cache: TestCache) -> None:
 
 
 def test_chat_stream(client: openai.OpenAI) -> None:
+    """A stream replays chunk by chunk, as it was recorded."""
     with client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Count to three"}],
@@ -51,7 +54,7 @@ def test_chat_stream(client: openai.OpenAI) -> None:
         chunks = list(stream)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert text == "You said: Count to three"
-    # The same chunks as recorded: the role, one per word, the finish reason, the usage.
+    # The role, one chunk per word, the finish reason, the usage: 8 chunks.
     assert len(chunks) == 8
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 5
@@ -59,6 +62,7 @@ def test_chat_stream(client: openai.OpenAI) -> None:
 
 @pytest.mark.anyio
 async def test_chat_async(async_client: openai.AsyncOpenAI) -> None:
+    """The async client is recorded and replayed the same way."""
     completion = await async_client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hello from asyncio"}]
     )
@@ -80,10 +84,12 @@ WEATHER_TOOL: ChatCompletionToolParam = {
 
 
 def get_weather(city: str) -> str:
+    """The tool the model asks for."""
     return f"18°C and sunny in {city}"
 
 
 def test_tool_call_loop(client: openai.OpenAI) -> None:
+    """The model calls a tool, the test answers, the model replies: two recorded calls."""
     messages: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "What is the weather in Paris?"}
     ]

@@ -11,6 +11,7 @@ MODEL = "text-embedding-3-small"
 
 
 def test_embeddings(client: openai.OpenAI) -> None:
+    """Base64 embeddings decode to the same floats as ``encoding_format="float"``."""
     texts = ["cat", "dog"]
     # The SDK asks for base64 (float32 bytes) by default and decodes them into floats.
     vectors = client.embeddings.create(model=MODEL, input=texts, dimensions=8)
