@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 from . import _body
 from ._cassette import Cassette, Entry
@@ -70,12 +71,20 @@ def find_nearest(
         elif model is not None and _model(recorded) == model:
             same_model.append((number, entry, recorded))
     best: Nearest | None = None
+    best_score = (0, 0.0)
+    live_body = canonical_body(request, ignore_fields)
     for number, entry, recorded in same_url or same_model:
         differences = diff_requests(
             recorded, request, ignore_fields=ignore_fields, match_headers=match_headers
         )
-        if best is None or len(differences) < len(best.differences):
-            best = Nearest(entry, number, differences)
+        # Fewest differing fields first; among equals, the most similar body (a cheap,
+        # linear-time measure: the miss path must stay fast on big cassettes).
+        similarity = SequenceMatcher(
+            None, canonical_body(recorded, ignore_fields), live_body, autojunk=False
+        ).quick_ratio()
+        score = (len(differences), -similarity)
+        if best is None or score < best_score:
+            best, best_score = Nearest(entry, number, differences), score
     return best
 
 
