@@ -1,0 +1,236 @@
+"""aiohttp: the connector, where every session's request gets its connection.
+
+Patching ``BaseConnector.connect`` reaches every ``ClientSession``, including the ones SDKs
+build for themselves (litellm's ``LiteLLMAiohttpTransport``, openai and anthropic
+``DefaultAioHttpClient``, google-genai's async client), with aiohttp's own request building
+and response parsing left in place. A replay gets a connection to an in-memory socket that
+sends the stored response as HTTP/1.1 bytes, one HTTP chunk per stored chunk, each in its own
+turn of the event loop, so a reader sees the chunks as a server would send them. A recording
+gets the real connection, with the response bytes watched on their way to aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections import deque
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from .._engine import Recording, active
+from .._exchange import Request, Response
+from ._http11 import ResponseReader, render
+
+__all__ = ["patch"]
+
+_MARK = "__llm_cache_original__"
+
+
+def patch(lib: ModuleType) -> Callable[[], None] | None:
+    """Patch aiohttp's connector; return the function that undoes it (``None`` if done)."""
+    connector_cls: Any = importlib.import_module("aiohttp.connector").BaseConnector
+    if hasattr(connector_cls.connect, _MARK):
+        return None
+    original = connector_cls.connect
+    connection_cls: Any = importlib.import_module("aiohttp.connector").Connection
+    handler_cls: Any = importlib.import_module("aiohttp.client_proto").ResponseHandler
+
+    async def connect(self: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
+        test = active()
+        if test is None:
+            return await original(self, req, *args, **kwargs)
+        decision = test.decide(await _request(req))
+        head = req.method.upper() == "HEAD"
+        if isinstance(decision, Response):
+            loop = asyncio.get_running_loop()
+            protocol = handler_cls(loop)
+            protocol.connection_made(_ReplaySocket(protocol, render(decision, head=head), loop))
+            return connection_cls(_NoPool(), req.connection_key, protocol, loop)
+        try:
+            connection = await original(self, req, *args, **kwargs)
+        except BaseException:
+            decision.finish_failed()
+            raise
+        _Tap(connection.transport, connection.protocol, decision, head=head)
+        return connection
+
+    setattr(connect, _MARK, original)
+    connector_cls.connect = connect
+
+    def undo() -> None:
+        connector_cls.connect = original
+
+    return undo
+
+
+async def _request(req: Any) -> Request:
+    headers = tuple((str(k).lower(), str(v)) for k, v in req.headers.items())
+    body = await _body_bytes(req.body)
+    return Request(method=req.method.upper(), url=str(req.url), headers=headers, body=body)
+
+
+async def _body_bytes(body: Any) -> bytes:
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    as_bytes = getattr(body, "as_bytes", None)
+    if as_bytes is not None:
+        # aiohttp >= 3.12: every payload can give its bytes and still be sent afterwards.
+        return bytes(await as_bytes())
+    collector = _Collector()
+    await body.write(collector)
+    return bytes(collector.data)
+
+
+class _Collector:
+    """A stream writer that keeps what a payload writes (aiohttp before 3.12)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def write(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    async def write_eof(self, chunk: bytes = b"") -> None:
+        self.data += chunk
+
+    async def drain(self) -> None:
+        return None
+
+
+class _NoPool:
+    """The connector of a replayed connection: nothing to pool, so releasing closes it."""
+
+    force_close = False
+
+    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
+        protocol.close()
+
+
+class _ReplaySocket(asyncio.Transport):
+    """An in-memory socket that sends a stored response and swallows the request.
+
+    Each piece goes out in its own turn of the event loop, and none while the protocol has
+    paused reading, as with a real socket.
+    """
+
+    def __init__(
+        self, protocol: asyncio.Protocol, pieces: list[bytes], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__()
+        self._protocol = protocol
+        self._pieces = deque(pieces)
+        self._loop = loop
+        self._paused = False
+        self._closing = False
+        self._scheduled = False
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._pieces and not (self._scheduled or self._paused or self._closing):
+            self._scheduled = True
+            self._loop.call_soon(self._send)
+
+    def _send(self) -> None:
+        self._scheduled = False
+        if self._pieces and not (self._paused or self._closing):
+            self._protocol.data_received(self._pieces.popleft())
+            self._schedule()
+
+    def write(self, data: Any) -> None:
+        """The request: already in the cache's hands."""
+
+    def writelines(self, list_of_data: Any) -> None:
+        """The request: already in the cache's hands."""
+
+    def write_eof(self) -> None:
+        """The end of the request."""
+
+    def can_write_eof(self) -> bool:
+        """Like a TCP socket."""
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        """Nothing is ever waiting to be written."""
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Nothing to limit."""
+
+    def pause_reading(self) -> None:
+        """Hold the response back until the reader catches up."""
+        self._paused = True
+
+    def resume_reading(self) -> None:
+        """Send the rest of the response."""
+        self._paused = False
+        self._schedule()
+
+    def is_reading(self) -> bool:
+        """Whether the response is flowing."""
+        return not self._paused
+
+    def is_closing(self) -> bool:
+        """Whether the socket was closed."""
+        return self._closing
+
+    def close(self) -> None:
+        """Close the socket; the protocol hears of it on the next turn, as with a real one."""
+        if not self._closing:
+            self._closing = True
+            self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        """Close at once."""
+        self.close()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """No socket, peer or TLS details: there is no network."""
+        return default
+
+
+class _Tap(asyncio.Protocol):
+    """Stands between a live socket and aiohttp for one response, watching the bytes pass.
+
+    Put in place with the transport's ``set_protocol`` and taken out once the response is
+    complete, so a pooled connection goes back exactly as it was.
+    """
+
+    def __init__(self, transport: Any, protocol: Any, recording: Recording, *, head: bool) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._reader = ResponseReader(recording, head=head)
+        transport.set_protocol(self)
+
+    def _restore(self) -> None:
+        if self._transport.get_protocol() is self:
+            self._transport.set_protocol(self._protocol)
+
+    def data_received(self, data: bytes) -> None:
+        """Pass the bytes on (with the cache status header added to the head)."""
+        out = self._reader.feed(data)
+        if self._reader.done:
+            self._restore()
+        if out:
+            self._protocol.data_received(out)
+
+    def eof_received(self) -> bool | None:
+        """The server closed its side: a body read to the end is complete."""
+        self._reader.eof(failed=False)
+        self._restore()
+        result: bool | None = self._protocol.eof_received()
+        return result
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection ended before the response was complete, or with it."""
+        self._reader.eof(failed=exc is not None)
+        self._restore()
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """Flow control of the request: aiohttp's business."""
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        """Flow control of the request: aiohttp's business."""
+        self._protocol.resume_writing()
