@@ -15,11 +15,22 @@ from urllib.parse import parse_qsl, urlsplit
 from ._cassette import CassetteError, Entry, parse
 from ._secrets import REDACTED, SECRET_QUERY_PARAMS, find_key_shape, is_secret_header
 
-__all__ = ["CheckResult", "check_file"]
+__all__ = ["VCRPY_PROBLEM", "CheckResult", "check_file", "is_vcrpy_cassette"]
+
+VCRPY_PROBLEM = (
+    "a vcrpy / pytest-recording cassette, not a pytest-llmcache one; "
+    "convert it with `llm-cache import-vcr`"
+)
 
 _LINE_IN_MESSAGE = re.compile(r"^:(\d+):\s*")
 _ENTRY_NUMBER = re.compile(r"\bentry (\d+)\b")
 _KEY_TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
+_VCRPY_TOP = re.compile(r'^(?:interactions:|\s*"interactions":)', re.M)
+
+
+def is_vcrpy_cassette(text: str) -> bool:
+    """Whether the text is a vcrpy cassette (which has ``version: 1`` too, at the bottom)."""
+    return _VCRPY_TOP.search(text) is not None
 
 
 @dataclass
@@ -37,6 +48,9 @@ def check_file(path: Path) -> CheckResult:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         result.problems.append(f"{path}:1: cannot read cassette: {exc}")
+        return result
+    if is_vcrpy_cassette(text):
+        result.problems.append(f"{path}:1: {VCRPY_PROBLEM}")
         return result
     try:
         entries = parse(path)

@@ -169,7 +169,7 @@ def _load_all(paths: list[Path], err: TextIO) -> tuple[list[_Loaded], int]:
     failed = 0
     for path in paths:
         try:
-            entries = parse(path)
+            entries = _parse(path)
             size = path.stat().st_size
         except (CassetteError, OSError) as exc:
             _error(err, str(exc))
@@ -177,6 +177,14 @@ def _load_all(paths: list[Path], err: TextIO) -> tuple[list[_Loaded], int]:
             continue
         loaded.append(_Loaded(path, entries, size))
     return loaded, failed
+
+
+def _parse(path: Path) -> list[Entry]:
+    """The entries of a cassette; a vcrpy file (valid YAML with a ``version``) is refused."""
+    entries = parse(path)
+    if not entries and _check.is_vcrpy_cassette(path.read_text("utf-8")):
+        raise CassetteError(f"{path}: {_check.VCRPY_PROBLEM}")
+    return entries
 
 
 def _error(err: TextIO, message: str) -> None:
@@ -237,8 +245,8 @@ def _show_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if path.is_dir():
         raise UsageProblem(f"{args.file}: is a folder; show takes one cassette file")
     try:
-        entries = parse(path)
-    except CassetteError as exc:
+        entries = _parse(path)
+    except (CassetteError, OSError) as exc:
         _error(err, str(exc))
         return 1
     chosen = [(n, e) for n, e in enumerate(entries, 1) if e.key.startswith(args.key or "")]

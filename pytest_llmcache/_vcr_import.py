@@ -231,8 +231,7 @@ def _read(path: Path, vcr: _Vcr) -> tuple[list[Any], list[dict[str, Any]]]:
     try:
         data = serializer.deserialize(text)
     except Exception as exc:  # any parser error of any serializer: report it, never crash
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise VcrFileError(f"not a readable vcrpy cassette ({first})") from None
+        raise VcrFileError(f"not a readable vcrpy cassette ({_parse_error(exc)})") from None
     if isinstance(data, dict) and "entries" in data and "interactions" not in data:
         raise VcrFileError("already a pytest-llmcache cassette; nothing to convert")
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
@@ -250,6 +249,15 @@ def _read(path: Path, vcr: _Vcr) -> tuple[list[Any], list[dict[str, Any]]]:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise VcrFileError(f"interaction {number} is malformed ({exc!r})") from None
     return requests, responses
+
+
+def _parse_error(exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}: {problem}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _existing(target: Path) -> Cassette | None:

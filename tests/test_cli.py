@@ -249,6 +249,19 @@ def test_check_names_a_credential_in_a_url(tmp_path: Path) -> None:
     ]
 
 
+def test_check_refuses_a_vcrpy_cassette_named_explicitly(tree: Path) -> None:
+    name = "tests/cassettes/test_chat/test_vcr.yaml"
+    result = llm_cache("check", name, cwd=tree)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{name}:1: a vcrpy / pytest-recording cassette, not a pytest-llmcache one; "
+        "convert it with `llm-cache import-vcr`"
+    ]
+    listed = llm_cache("list", name, cwd=tree)
+    assert listed.returncode == 1
+    assert_one_error_line(listed, name, "llm-cache import-vcr")
+
+
 def test_check_of_a_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     result = llm_cache("check", "missing.yaml", cwd=tmp_path)
     assert result.returncode == 2

@@ -12,6 +12,8 @@ from conftest import Suite
 from vcr_samples import vcr_request, vcr_response, write_vcr
 
 from pytest_llmcache._cassette import parse
+from pytest_llmcache._exchange import Request
+from pytest_llmcache._key import KeyOptions, request_key
 
 pytest.importorskip("vcr")
 pytest.importorskip("pytest_recording")
@@ -227,3 +229,22 @@ def test_long_runs_report_progress(tmp_path: Path) -> None:
     assert result.stderr == "import-vcr: 100/101 files\n"
     assert result.stdout == "converted 101 cassette(s), 101 entries, into out\n"
     assert len(list((tmp_path / "out").glob("*.yaml"))) == 101
+
+
+def test_key_options_match_what_the_tests_compute(tmp_path: Path) -> None:
+    body = {"model": "gpt-4o", "user": "run-42"}
+    request = vcr_request(body, headers={"X-Tenant": "acme"})
+    write_vcr(tmp_path / "t.yaml", (request, vcr_response(b"{}")))
+    args = ("--ignore-field", "user", "--match-header", "X-Tenant")
+    result = llm_cache("import-vcr", "t.yaml", "out", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (entry,) = parse(tmp_path / "out" / "t.yaml")
+    live = Request(
+        "POST",
+        "https://api.openai.com/v1/chat/completions",
+        (("accept", "*/*"), ("content-type", "application/json"), ("x-tenant", "acme")),
+        json.dumps({"user": "another-run", "model": "gpt-4o"}).encode(),
+    )
+    assert entry.key == request_key(live, KeyOptions(("user",), ("x-tenant",)))
+    assert entry.key != request_key(live)
+    assert entry.request["headers"]["x-tenant"] == "acme"
