@@ -31,6 +31,8 @@ class Reply:
     status: int
     body: bytes = b""
     events: tuple[bytes, ...] | None = None
+    content_type: str | None = None
+    """Sent as is when set; otherwise JSON, or ``text/event-stream`` for events."""
 
 
 def body_hash(body: bytes) -> str:
@@ -99,11 +101,19 @@ def _chat_answer(req: JSON, digest: str) -> tuple[str | None, JSON | None]:
     messages = req.get("messages") or []
     last: JSON = messages[-1] if messages and isinstance(messages[-1], dict) else {}
     text = content_text(last.get("content"))
-    if last.get("role") == "tool":
+    called = {
+        c.get("function", {}).get("name")
+        for m in messages
+        if isinstance(m, dict)
+        for c in m.get("tool_calls") or []
+    }
+    # An agent loop: each tool offered is called once, in order, then the model answers.
+    names = [t.get("function", {}).get("name", "tool") for t in req.get("tools") or []]
+    uncalled = [n for n in names if n not in called]
+    if last.get("role") == "tool" and not uncalled:
         return "Tool said: " + text, None
-    tools = req.get("tools") or []
-    if tools:
-        name = tools[0].get("function", {}).get("name", "tool")
+    if uncalled and (last.get("role") == "tool" or not called):
+        name = uncalled[0]
         call = {
             "id": "call_" + digest[:8],
             "type": "function",

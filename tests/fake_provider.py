@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, cast
 
 from fake_payloads import Reply, body_hash, build_reply, error_reply
+from fake_payloads_more import build_more_reply
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -199,7 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif "/fail500" in flags:
             self._send(error_reply(500, "internal server error", "server_error"), body, gzipped)
         else:
-            reply = build_reply(self.command, path, self.headers.get("content-type", ""), body)
+            content_type = self.headers.get("content-type", "")
+            reply = build_more_reply(self.command, path, content_type, body) or build_reply(
+                self.command, path, content_type, body
+            )
             self._send(reply, body, gzipped)
 
     def _send(
@@ -207,7 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         self.send_response(reply.status)
         streaming = reply.events is not None
-        self.send_header("content-type", "text/event-stream" if streaming else "application/json")
+        default_type = "text/event-stream" if streaming else "application/json"
+        self.send_header("content-type", reply.content_type or default_type)
         for name, value in (
             *SENSITIVE_HEADERS,
             ("x-request-id", "req_" + body_hash(request_body)[:24]),

@@ -63,7 +63,7 @@ def test_requests_retries():
 
 
 def test_requests_record_then_replay(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = record_then_replay(suite, monkeypatch, REQUESTS, passed=6)
+    outcome = record_then_replay(suite, monkeypatch, REQUESTS, tests=6)
     recorded, replayed = outcome.recorded, outcome.replayed
     assert recorded["requests_json"][2] == "MISS"
     assert replayed["requests_json"][2] == "HIT"
@@ -164,7 +164,7 @@ def test_aiohttp_get_and_error_status():
 
 
 def test_aiohttp_record_then_replay(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = record_then_replay(suite, monkeypatch, AIOHTTP, passed=6)
+    outcome = record_then_replay(suite, monkeypatch, AIOHTTP, tests=6)
     recorded, replayed = outcome.recorded, outcome.replayed
     assert [recorded["aiohttp_json"][2], replayed["aiohttp_json"][2]] == ["MISS", "HIT"]
     assert replayed["aiohttp_json"][:2] == recorded["aiohttp_json"][:2]
