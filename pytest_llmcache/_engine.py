@@ -274,7 +274,12 @@ class TestCache:
 
     def _miss_message(self, request: Request, cassette: Cassette) -> str:
         where = self.engine.display(self.path)
-        state = f"{len(cassette)} entries" if self.path.exists() else "file does not exist"
+        count = len(cassette)
+        state = (
+            f"{count} {'entry' if count == 1 else 'entries'}"
+            if self.path.exists()
+            else "file does not exist"
+        )
         from ._diff import nearest_message  # only a miss pays for the diff
 
         nearest = nearest_message(
