@@ -105,6 +105,7 @@ def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache 
     """Turns the cache on around a marked test (setup, call and teardown)."""
     engine = request.config.stash.get(_ENGINE, None)
     node = request.node
+    assert isinstance(node, pytest.Item)
     if engine is None or not (
         engine.settings.all_tests
         or node.get_closest_marker("llm_cache") is not None
@@ -130,7 +131,7 @@ def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache 
         yield TestCache(engine, node.nodeid, options, path)
         return
     _adapters.install()
-    test = engine.begin(node.nodeid, options, path)
+    test = engine.begin(_command_line_id(node, request.config), options, path)
     node.stash[_TEST] = test
     try:
         yield test
@@ -168,6 +169,16 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
     engine = terminalreporter.config.stash.get(_ENGINE, None)
     if engine is not None:
         _report.write_summary(engine, terminalreporter)
+
+
+def _command_line_id(node: pytest.Item, config: pytest.Config) -> str:
+    """The node id as it must be typed where pytest was started (the rootdir may differ)."""
+    _, sep, rest = node.nodeid.partition("::")
+    try:
+        path = node.path.relative_to(config.invocation_params.dir).as_posix()
+    except ValueError:
+        path = str(node.path)
+    return f"{path}{sep}{rest}"
 
 
 def _normalizer(config: pytest.Config) -> Any:
