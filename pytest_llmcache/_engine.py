@@ -219,6 +219,21 @@ class TestCache:
             self.counts.missed += 1
         self._fail(self._miss_message(request, cassette))
 
+    def bypassed(self, method: str, url: str, via: str) -> NoReturn:
+        """A call went around the cache through ``via``: fail the test, in every mode.
+
+        It may have reached the network and can be neither recorded nor replayed, so the
+        test would not be what its marker promises.
+        """
+        self._fail(
+            f"pytest-llmcache: {method} {url} went around the cache: it was sent through "
+            f"{via}, a transport pytest-llmcache cannot see into, so it may have reached the "
+            f"network and can be neither recorded nor replayed.\n"
+            f"  test: {self.nodeid}\n"
+            f"  fix: give the client an httpx.HTTPTransport (or a transport that wraps one), "
+            f"fake it with httpx.MockTransport, or leave this test unmarked"
+        )
+
     def _cassette(self) -> Cassette:
         try:
             return self.engine.cassette(self.path)

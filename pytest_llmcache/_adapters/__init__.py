@@ -14,6 +14,8 @@ Undo = Callable[[], None]
 _ADAPTERS: tuple[tuple[str, str], ...] = (
     ("httpx", "._httpx"),
     ("httpx2", "._httpx"),
+    ("httpx", "._guard"),
+    ("httpx2", "._guard"),
     ("requests", "._requests"),
     ("aiohttp", "._aiohttp"),
 )

@@ -1,0 +1,76 @@
+"""httpx and httpx2 clients: calls made through a transport the cache cannot see.
+
+A client may be given any transport. The network ones (``HTTPTransport`` and subclasses) are
+patched by the httpx adapter, in-process ones (mock, ASGI, WSGI) never reach the network, and
+a transport that wraps one of ours, or sends with requests or aiohttp, is seen further down,
+which shows in the cache status header of its response. A call through any other transport
+went around the cache: it may have reached the network and could be neither recorded nor
+replayed, so the engine is told (and fails the test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from .._capture import CACHE_STATUS_HEADER
+from .._engine import active
+
+__all__ = ["patch"]
+
+_MARK = "__llm_cache_guard__"
+_KNOWN = ("HTTPTransport", "AsyncHTTPTransport", "MockTransport", "ASGITransport", "WSGITransport")
+
+
+def patch(lib: ModuleType) -> Callable[[], None] | None:
+    """Watch ``lib``'s clients; return the function that undoes it (``None`` if done)."""
+    sync_cls: Any = lib.Client
+    async_cls: Any = lib.AsyncClient
+    if hasattr(sync_cls.send, _MARK):
+        return None  # the same classes under another name (httpx2.alias_httpx)
+    known = tuple(getattr(lib, name) for name in _KNOWN if hasattr(lib, name))
+    original_sync = sync_cls.send
+    original_async = async_cls.send
+
+    def unseen(client: Any, request: Any) -> str | None:
+        """The transport's name if it is one the cache cannot see into."""
+        transport_for_url = getattr(client, "_transport_for_url", None)
+        transport = transport_for_url(request.url) if transport_for_url else None
+        if transport is None or isinstance(transport, known):
+            return None
+        cls = type(transport)
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def send(self: Any, request: Any, **kwargs: Any) -> Any:
+        test = active()
+        via = None if test is None else unseen(self, request)
+        if test is None or via is None:
+            return original_sync(self, request, **kwargs)
+        response = original_sync(self, request, **kwargs)
+        if CACHE_STATUS_HEADER not in response.headers:
+            response.close()
+            test.bypassed(request.method, str(request.url), via)
+        return response
+
+    async def async_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        test = active()
+        via = None if test is None else unseen(self, request)
+        if test is None or via is None:
+            return await original_async(self, request, **kwargs)
+        response = await original_async(self, request, **kwargs)
+        if CACHE_STATUS_HEADER not in response.headers:
+            await response.aclose()
+            test.bypassed(request.method, str(request.url), via)
+        return response
+
+    setattr(send, _MARK, original_sync)
+    setattr(async_send, _MARK, original_async)
+    sync_cls.send = send
+    async_cls.send = async_send
+
+    def undo() -> None:
+        sync_cls.send = original_sync
+        async_cls.send = original_async
+
+    return undo
