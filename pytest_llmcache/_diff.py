@@ -43,12 +43,18 @@ def stored_request(entry: Entry) -> Request:
     """The request of a recorded entry, as the key saw it (headers that matter, body bytes)."""
     data = entry.request
     headers = data.get("headers") or {}
+    if not isinstance(headers, dict):
+        headers = {}
     body = data.get("body") or {}
+    try:
+        raw = _body.decode_body(body) if isinstance(body, dict) else b""
+    except (KeyError, TypeError, ValueError):
+        raw = b""  # a hand-edited body must not hide the miss message behind a traceback
     return Request(
         method=str(data.get("method", "")).upper(),
         url=str(data.get("url", "")),
         headers=tuple((str(k).lower(), str(v)) for k, v in headers.items()),
-        body=_body.decode_body(body) if isinstance(body, dict) else b"",
+        body=raw,
     )
 
 
@@ -118,7 +124,9 @@ def diff_requests(
         if old_json is not _MISSING and new_json is not _MISSING:
             _diff_values(old_json, new_json, "", lines)
         else:
-            lines.append(f"body: {_describe_bytes(old_body)} -> {_describe_bytes(new_body)}")
+            old_text = _describe_bytes(old_body) if old_json is _MISSING else _show(old_json)
+            new_text = _describe_bytes(new_body) if new_json is _MISSING else _show(new_json)
+            lines.append(f"body: {old_text} -> {new_text}")
     return lines
 
 

@@ -139,10 +139,10 @@ def test_the_block_stops_after_twelve_lines() -> None:
 
 
 def test_a_replay_miss_shows_what_differs(suite: Suite) -> None:
-    path = suite.path / "cassettes" / "test_chat" / "test_prompt.yaml"
+    path = suite.path / "cassettes" / "test_miss_diff" / "test_prompt.yaml"
     write_cassette(path, chat_entry("Hello"))
     suite.write(
-        "test_chat.py",
+        "test_miss_diff.py",
         f"""
         import httpx, pytest
 
@@ -157,12 +157,24 @@ def test_a_replay_miss_shows_what_differs(suite: Suite) -> None:
     result.stdout.fnmatch_lines(
         [
             "*no recorded response for POST https://api.openai.com/v1/chat/completions",
-            "  cassette: cassettes/test_chat/test_prompt.yaml (1 entries)",
+            "  cassette: cassettes/test_miss_diff/test_prompt.yaml (1 entr*)",
             f"  nearest recorded request: POST {URL} (entry 1, recorded *)",
             "  differs in:",
+            '    headers.accept added: "*/*"',
             '    headers.openai-beta added: "assistants=v2"',
             '    messages[0].content: "Hello" -> "Hi"',
             "  mode:     replay (nothing was sent to the network)",
         ]
     )
+    block = result.stdout.str().split("  differs in:\n", 1)[1].split("  mode:", 1)[0]
+    assert len(block.splitlines()) == 3, "exactly the three differences"
     assert suite.upstream() == 0
+
+
+def test_a_hand_broken_recorded_body_still_gives_a_message() -> None:
+    recorded = chat_entry()
+    recorded.request["body"] = {"json": {"model": "gpt-4o"}, "style": "no-such-style"}
+    recorded.request["headers"] = ["not", "a", "mapping"]
+    block = nearest_message(post(chat()), cassette_of(recorded))
+    assert "  differs in:\n" in block
+    assert 'body: empty -> {"messages": ' in block

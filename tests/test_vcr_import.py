@@ -70,11 +70,11 @@ USER_TESTS = """
 def test_pytest_recording_cassettes_replay_offline_after_import(
     suite: Suite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    suite.write("test_chat.py", USER_TESTS)
+    suite.write("test_migrated.py", USER_TESTS)
     recorded = suite.pytester.runpytest("-p", "pytest_recording.plugin", "--record-mode=once")
     recorded.assert_outcomes(passed=4)
     assert suite.upstream() == 4
-    vcr_dir = suite.path / "cassettes" / "test_chat"
+    vcr_dir = suite.path / "cassettes" / "test_migrated"
     sources = {p.name: p.read_bytes() for p in vcr_dir.glob("*.yaml")}
     assert len(sources) == 4
     assert b"!!binary" in sources["test_gzip_httpx.yaml"], "httpx bodies stay gzipped in vcrpy"
@@ -83,7 +83,7 @@ def test_pytest_recording_cassettes_replay_offline_after_import(
     assert result.returncode == 0, result.stderr
     assert result.stdout == "converted 4 cassette(s), 4 entries, into llm_cassettes\n"
     assert {p.name: p.read_bytes() for p in vcr_dir.glob("*.yaml")} == sources
-    converted = suite.path / "llm_cassettes" / "test_chat"
+    converted = suite.path / "llm_cassettes" / "test_migrated"
     gz_text = (converted / "test_gzip_httpx.yaml").read_text()
     assert "content-encoding" not in gz_text
     assert "embedding:" in gz_text, "stored decoded, as structure"
