@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "STREAM_TYPES",
+    "body_problem",
     "decode_body",
     "decode_chunks",
     "decompress",
@@ -108,6 +109,50 @@ def encode_chunks(chunks: Iterable[bytes]) -> list[StoredBody]:
     return stored
 
 
+def body_problem(stored: object) -> str | None:
+    """Why a stored body (read from a file) cannot be decoded, or ``None`` if it can."""
+    if not isinstance(stored, dict):
+        return "must be a mapping that holds one of json, text, base64, chunks"
+    if not stored:
+        return None
+    if "json" in stored:
+        style = stored.get("style", _DEFAULT_STYLE)
+        if style not in _JSON_STYLES:
+            return f"unknown json style {style!r} (known: {', '.join(_JSON_STYLES)})"
+        return None
+    if "chunks" in stored:
+        chunks = stored["chunks"]
+        if not isinstance(chunks, list):
+            return "chunks must be a list"
+        for number, item in enumerate(chunks, 1):
+            problem = _chunk_problem(item)
+            if problem:
+                return f"chunk {number} {problem}"
+        return None
+    if "text" in stored or "base64" in stored:
+        return _chunk_problem(stored)
+    return "must hold one of json, text, base64, chunks"
+
+
+def _chunk_problem(item: object) -> str | None:
+    if not isinstance(item, dict):
+        return "must be a mapping"
+    if "sse" in item:
+        events = item["sse"]
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            return "sse must be a list of events"
+        return None
+    if "text" in item:
+        return None if isinstance(item["text"], str) else "text must be a string"
+    if "base64" in item:
+        try:
+            base64.b64decode(item["base64"])  # as decode_chunks reads it
+        except (TypeError, ValueError):
+            return "base64 is not valid base64"
+        return None
+    return "must hold one of sse, text, base64"
+
+
 def decode_chunks(stored: Sequence[StoredBody]) -> list[bytes]:
     """The exact chunks a stored stream was made from."""
     chunks: list[bytes] = []
@@ -137,8 +182,19 @@ def _json_structure(text: str) -> tuple[object, str] | None:
         return None
     for name, dump in _JSON_STYLES.items():
         if dump(value) == text:
+            if "+ascii" in name and not _encodable(value):
+                # Half a surrogate pair, legal as a JSON escape, cannot be written as YAML.
+                return None
             return value, name
     return None
+
+
+def _encodable(value: object) -> bool:
+    try:
+        _JSON_STYLES[_DEFAULT_STYLE](value).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sse_events(text: str) -> list[dict[str, object]] | None:
@@ -187,6 +243,9 @@ def decompress(chunks: Sequence[bytes], content_encoding: str) -> list[bytes] | 
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
     decoded = list(chunks)
+    if not any(decoded):
+        # An empty body (204, HEAD) decodes to nothing, whatever its encoding says.
+        return []
     for coding in reversed(codings):
         step = _decoder(coding)
         if step is None:
@@ -228,7 +287,18 @@ def _optional(name: str) -> Any:
 
 def _zlib_chunks(chunks: list[bytes], wbits: int) -> list[bytes]:
     decoder = zlib.decompressobj(wbits)
-    out = [decoder.decompress(chunk) for chunk in chunks]
+    out = []
+    for chunk in chunks:
+        parts = []
+        while chunk:
+            if decoder.eof:
+                if not (wbits & 16 and chunk.startswith(b"\x1f\x8b")):
+                    break  # trailing bytes after the stream are ignored, as clients do
+                # A gzip body may hold several members, which clients decode one after another.
+                decoder = zlib.decompressobj(wbits)
+            parts.append(decoder.decompress(chunk))
+            chunk = decoder.unused_data if decoder.eof else b""
+        out.append(b"".join(parts))
     out.append(decoder.flush())
     if not decoder.eof:
         raise zlib.error("truncated compressed body")

@@ -17,8 +17,10 @@ __all__ = ["CACHE_STATUS_HEADER", "SecretFound", "is_transient", "make_entry", "
 
 CACHE_STATUS_HEADER = "x-llm-cache-status"
 
-# Framing headers describe the bytes on the wire, not the stored (decoded) body.
-_FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
+# Framing headers describe the bytes on the wire, not the stored body. A stored
+# content-encoding is not framing: it is kept only for a body stored still encoded (one this
+# machine could not decode), which the client must then decode as it did live.
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "upgrade", "te"})
 
 

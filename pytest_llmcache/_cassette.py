@@ -196,13 +196,14 @@ class Cassette:
         stamp = [stat.st_size, stat.st_mtime_ns]
         cached = _cache_file(parse_cache, path)
         if cached is not None:
-            with contextlib.suppress(OSError, ValueError):
+            # A stale, foreign or damaged cache is only a slower load, never an error.
+            with contextlib.suppress(OSError, ValueError, LookupError, TypeError, AttributeError):
                 saved = json.loads(cached.read_text("utf-8"))
                 if saved.get("stamp") == stamp:
                     return cls(path, [Entry.from_data(e) for e in saved["entries"]])
         entries = parse(path)
         if cached is not None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError, TypeError):
                 data = {"stamp": stamp, "entries": [e.to_data() for e in entries]}
                 _atomic_write(cached, json.dumps(data, separators=(",", ":")))
         return cls(path, entries)
@@ -288,24 +289,36 @@ def validate(data: object, path: Path) -> list[Entry]:
         if missing:
             raise CassetteError(f"{where} lacks {', '.join(missing)} (truncated or hand-edited?)")
         response = item["response"]
-        if not isinstance(response, dict) or not isinstance(response.get("status"), int):
-            raise CassetteError(f"{where}: response needs an integer 'status'")
-        body = response.get("body")
-        if body is not None and not (isinstance(body, dict) and _known_body(body)):
+        status = response.get("status") if isinstance(response, dict) else None
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
             raise CassetteError(
-                f"{where}: response body must hold one of json, text, base64, chunks"
+                f"{where}: response needs a three-digit integer 'status', got {status!r}"
             )
+        headers = response.get("headers")
+        if headers is not None and not isinstance(headers, dict):
+            raise CassetteError(f"{where}: response headers must be a mapping of name: value")
+        body = response.get("body")
+        problem = None if body is None else _body.body_problem(body)
+        if problem is not None:
+            # Found now, with the file's name, rather than as a crash in the middle of a replay.
+            raise CassetteError(f"{where}: response body {problem}")
         if not isinstance(item["request"], dict):
             raise CassetteError(f"{where}: request must be a mapping")
+        ttl = item.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
+            raise CassetteError(f"{where}: ttl must be a number of seconds, got {ttl!r}")
         try:
-            built.append(Entry.from_data(item))
+            entry = Entry.from_data(item)
         except (TypeError, ValueError) as exc:
             raise CassetteError(f"{where}: {exc}") from None
+        try:
+            entry.recorded_datetime()
+        except ValueError:
+            raise CassetteError(
+                f"{where}: recorded_at {entry.recorded_at!r} is not an ISO 8601 time"
+            ) from None
+        built.append(entry)
     return built
-
-
-def _known_body(body: dict[str, Any]) -> bool:
-    return not body or any(k in body for k in ("json", "text", "base64", "chunks"))
 
 
 def _cache_file(folder: Path | None, path: Path) -> Path | None:

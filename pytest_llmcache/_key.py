@@ -82,8 +82,12 @@ def media_type(content_type: str) -> str:
 
 def api_key_fingerprint(request: Request) -> str:
     """A salted hash of the request's API key: scopes entries by key without storing it."""
-    for name in CREDENTIAL_HEADERS:
-        value = request.header(name)
+    values = [request.header(name) for name in CREDENTIAL_HEADERS]
+    # Some providers (Gemini's ``?key=``) take the key in the query, which the URL part drops.
+    values += [
+        v for k, v in parse_qsl(urlsplit(request.url).query) if k.lower() in SECRET_QUERY_PARAMS
+    ]
+    for value in values:
         if value:
             return hashlib.sha256(_API_KEY_SALT + value.encode()).hexdigest()[:16]
     return "none"
@@ -94,18 +98,26 @@ def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes
     body = request.body
     if not body:
         return b""
-    content_type = request.header("content-type") or ""
+    content_type = (request.header("content-type") or "").lower()
     if content_type.startswith("multipart/"):
         return _normalize_boundary(body, content_type)
     if body[:1] in (b"{", b"[") or "json" in content_type:
         try:
-            data = json.loads(body)
+            # 0 and 0.0 are the same JSON number and get the same answer.
+            data = json.loads(body, parse_float=_number)
         except ValueError:
             return body
         for path in ignore_fields:
             _drop(data, path.split("."))
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        # A JSON string may escape half a surrogate pair, which strict UTF-8 refuses.
+        return text.encode("utf-8", "surrogatepass")
     return body
+
+
+def _number(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def _normalize_boundary(body: bytes, content_type: str) -> bytes:

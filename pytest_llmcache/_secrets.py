@@ -43,13 +43,17 @@ CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
 
 SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "access_token", "sig", "signature"})
 
-# Well-known credential shapes: a cassette holding one of these is refused outright.
+# Well-known credential shapes: a cassette holding one of these is refused outright. A key
+# starts a token ("task-management-..." holds "sk-..." but is a word, not a key); after an
+# escaped "=" (%3D) or an escaped newline or tab it starts one too.
 _KEY_SHAPES = re.compile(
+    r"(?:(?<![A-Za-z0-9])|(?<=%3D)|(?<=%3d)|(?<=\\[nrt]))(?:"
     r"sk-ant-[A-Za-z0-9_\-]{20,}"
     r"|sk-[A-Za-z0-9_\-]{20,}"
     r"|AIza[0-9A-Za-z_\-]{30,}"
     r"|gsk_[A-Za-z0-9]{20,}"
     r"|AKIA[0-9A-Z]{16}"
+    r")"
 )
 
 # Values shorter than this are too likely to occur by chance to be replaced everywhere.

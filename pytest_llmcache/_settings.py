@@ -47,9 +47,7 @@ class Mode(str, enum.Enum):
             return cls(value.strip().lower())
         except ValueError:
             valid = ", ".join(m.value for m in cls)
-            raise OptionError(
-                f"{source}: unknown mode {value!r}; choose one of: {valid}"
-            ) from None
+            raise OptionError(f"{source}: unknown mode {value!r}; choose one of: {valid}") from None
 
 
 class OptionError(ValueError):
@@ -84,7 +82,7 @@ def parse_ttl(value: object, source: str) -> float | None:
         raise OptionError(
             f"{source}: ttl must be seconds or a duration like '1h', not {type(value).__name__}"
         )
-    if seconds <= 0:
+    if not seconds > 0:  # also refuses NaN, which would make an entry never expire
         raise OptionError(f"{source}: ttl must be positive, got {value!r}")
     return seconds
 
@@ -138,9 +136,7 @@ def resolve_settings(
         all_tests=bool(ini.get("llm_cache_all_tests")),
         ttl=parse_ttl(_text(ini.get("llm_cache_ttl")), "ini option llm_cache_ttl"),
         ignore_fields=_names(ini.get("llm_cache_ignore_fields")),
-        match_headers=tuple(
-            h.lower() for h in _names(ini.get("llm_cache_match_headers"))
-        ),
+        match_headers=tuple(h.lower() for h in _names(ini.get("llm_cache_match_headers"))),
     )
 
 
@@ -232,24 +228,26 @@ def _apply(options: TestOptions, values: Mapping[str, object], source: str) -> T
 def _str_list(value: object, source: str, keyword: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, Iterable) or not all(
-        isinstance(v, str) and v for v in value
-    ):
+    if isinstance(value, Iterable) and not isinstance(value, bytes):
+        value = tuple(value)  # read once: a generator would be empty after the check
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
         raise OptionError(
             f"{source}({keyword}=...) must be a list of non-empty strings, got {value!r}"
         )
-    return tuple(value)
+    return value
 
 
 _CASSETTE_NAME_RE = re.compile(r"^[\w.\-\[\]=+,@ ]+(?:/[\w.\-\[\]=+,@ ]+)*$")
 
 
 def _cassette_name(value: object, source: str) -> str:
-    if not isinstance(value, str) or not _CASSETTE_NAME_RE.match(value) or any(
-        part in (".", "..") for part in value.split("/")
+    # Checked without the suffix: ".yaml" alone or "a/.yaml" would name no file.
+    name = value.removesuffix(".yaml") if isinstance(value, str) else ""
+    if not _CASSETTE_NAME_RE.fullmatch(name) or any(
+        part in (".", "..") for part in name.split("/")
     ):
         raise OptionError(
             f"{source}(cassette=...) must be a plain name such as 'shared_chat' "
             f"(letters, digits, . _ -), got {value!r}"
         )
-    return value.removesuffix(".yaml")
+    return name

@@ -1,0 +1,457 @@
+"""The cassette file: round trips, stable text, atomic writes, the parse cache, bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_llmcache import _yaml
+from pytest_llmcache._body import encode_body, encode_chunks
+from pytest_llmcache._cassette import CASSETTE_VERSION, Cassette, CassetteError, Entry, validate
+from pytest_llmcache._exchange import Response
+
+STREAM = (
+    b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n',
+    b'data: {"choices":[{"delta":{"content":"lo"}}]}\n\ndata: [DONE]\n\n',
+    b'data: {"choices":[{"delta":{"content":"\xc3',  # a character cut in two
+    b'\xa9"}}]}\n\n',
+)
+
+RESPONSES = [
+    Response(
+        200,
+        (("content-type", "application/json"), ("x-request-id", "req_1")),
+        (b'{"id":"chatcmpl-1","choices":[{"message":{"content":"Hi \xe2\x9c\x93"}}]}',),
+    ),
+    Response(200, (("content-type", "text/event-stream"),), STREAM),
+    Response(200, (("content-type", "application/json"),), (b'{\n  "indented": true\n}\n',)),
+    Response(404, (("content-type", "text/plain"),), (b"not found:\ttabs, 'quotes' \"both\"\n",)),
+    Response(200, (("content-type", "audio/mpeg"),), (bytes(range(256)),)),
+    Response(204, (), (b"",)),
+    Response(200, (("content-type", "text/plain"),), ("line\u2028sep\x85nel\r\nend  \n".encode(),)),
+    Response(200, (("content-type", "application/json"),), (b'{"yes":"no","null":"~","<<":1}',)),
+]
+
+
+def make(response: Response, number: int = 0, ttl: float | None = 3600) -> Entry:
+    stream = any(v == "text/event-stream" for _, v in response.headers)
+    body = {"chunks": encode_chunks(response.chunks)} if stream else encode_body(response.body)
+    return Entry(
+        key=f"{number:032x}",
+        recorded_at="2024-05-01T12:00:00Z",
+        ttl=ttl,
+        duration=0.125 * number,
+        request={
+            "method": "POST",
+            "url": "https://api.openai.com/v1/chat/completions",
+            "headers": {"content-type": "application/json"},
+            "body": encode_body(b'{"model":"gpt-4o-mini","n":%d}' % number),
+        },
+        response={"status": response.status, "headers": dict(response.headers), "body": body},
+    )
+
+
+def full_cassette(path: Path) -> Cassette:
+    return Cassette(
+        path, [make(r, i, ttl=None if i % 2 else 3600) for i, r in enumerate(RESPONSES)]
+    )
+
+
+def test_write_then_load_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "cassettes" / "mod" / "test.yaml"
+    cassette = full_cassette(path)
+    cassette.dirty = True
+    assert cassette.save() is True
+    loaded = Cassette.load(path)
+    assert len(loaded) == len(RESPONSES)
+    for entry, original, expected in zip(loaded, cassette, RESPONSES, strict=True):
+        assert entry.to_response() == expected
+        assert entry.to_response().chunks == expected.chunks
+        assert (entry.key, entry.ttl, entry.duration) == (
+            original.key,
+            original.ttl,
+            original.duration,
+        )
+        assert entry.same_exchange(original)
+    assert loaded.render() == path.read_text("utf-8"), "re-rendering a file gives the same text"
+
+
+def test_file_is_readable_yaml(tmp_path: Path) -> None:
+    cassette = full_cassette(tmp_path / "c.yaml")
+    text = cassette.render()
+    assert text.startswith(f"version: {CASSETTE_VERSION}\n")
+    assert "chatcmpl-1" in text, "JSON bodies are structures, not escaped strings"
+    assert "- sse:" in text
+    assert "content: Hel" in text
+    assert "base64: AAECAwQF" in text
+    assert "!!" not in text, "no tags"
+    assert "&id" not in text, "no anchors"
+
+
+def test_render_is_deterministic(tmp_path: Path) -> None:
+    a, b = full_cassette(tmp_path / "a.yaml"), full_cassette(tmp_path / "b.yaml")
+    assert a.render() == b.render() == a.render()
+
+
+def test_repeated_key_keeps_call_order(tmp_path: Path) -> None:
+    first, second = make(RESPONSES[0], 1), make(RESPONSES[3], 1)
+    cassette = Cassette(tmp_path / "c.yaml", [first, second])
+    assert cassette.get(first.key, 0) is first
+    assert cassette.get(first.key, 1) is second
+    assert cassette.get(first.key, 2) is None
+    assert cassette.responses(first.key) == [first, second]
+    third = make(RESPONSES[4], 1)
+    assert cassette.put(1, third) is second
+    assert list(cassette) == [first, third]
+
+
+def test_save_only_when_changed(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    cassette = full_cassette(path)
+    assert cassette.save() is False, "a cassette that is not dirty is not written"
+    assert not path.exists()
+    cassette.dirty = True
+    assert cassette.save() is True
+    old = 1_000_000_000
+    os.utime(path, ns=(old, old))
+    assert cassette.save() is False
+
+    again = Cassette.load(path)
+    again.put(0, make(RESPONSES[0], 0))  # the same exchange: dirty, but the text is the same
+    assert again.dirty
+    assert again.save() is False
+    assert path.stat().st_mtime_ns == old
+
+    again.put(0, make(RESPONSES[3], 0))
+    assert again.save() is True
+    assert path.stat().st_mtime_ns != old
+
+
+def test_atomic_write_leaves_no_temp_files_and_keeps_mode(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    cassette = full_cassette(path)
+    cassette.dirty = True
+    cassette.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    assert path.stat().st_mode & 0o777 == 0o644
+    path.chmod(0o640)
+    cassette.put(0, make(RESPONSES[5], 0))
+    assert cassette.save() is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_absent_file_is_an_empty_cassette(tmp_path: Path) -> None:
+    cassette = Cassette.load(tmp_path / "nothing.yaml", tmp_path / "cache")
+    assert len(cassette) == 0
+    assert not cassette.dirty
+
+
+def test_parse_cache_is_used_then_invalidated(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    written = full_cassette(path)
+    written.dirty = True
+    written.save()
+
+    first = Cassette.load(path, cache)
+    [cache_file] = cache.iterdir()
+    assert [e.key for e in first] == [e.key for e in written]
+
+    # Proof that the second load reads the cache, not the YAML: a mark put only in the cache.
+    saved = json.loads(cache_file.read_text("utf-8"))
+    saved["entries"][0]["key"] = "from-the-cache"
+    cache_file.write_text(json.dumps(saved), "utf-8")
+    second = Cassette.load(path, cache)
+    assert second.entries[0].key == "from-the-cache"
+    assert second.entries[1].to_response() == RESPONSES[1]
+
+    # Any change to the file (size or mtime) makes the cache stale.
+    path.write_text(path.read_text("utf-8").replace("req_1", "req_2"), "utf-8")
+    third = Cassette.load(path, cache)
+    assert third.entries[0].key == written.entries[0].key
+    assert ("x-request-id", "req_2") in third.entries[0].to_response().headers
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [b"not json", b'{"stamp": 1}', b'{"stamp": null, "entries": 3}', b"[]", b"\xff\xfe"],
+)
+def test_broken_parse_cache_is_ignored(tmp_path: Path, garbage: bytes) -> None:
+    path = tmp_path / "c.yaml"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    written = full_cassette(path)
+    written.dirty = True
+    written.save()
+    Cassette.load(path, cache)
+    [cache_file] = cache.iterdir()
+    cache_file.write_bytes(garbage)
+    assert [e.to_response() for e in Cassette.load(path, cache)] == RESPONSES
+
+
+def _stamp_matching_cache(path: Path, cache_file: Path, entries: object) -> None:
+    stat = path.stat()
+    cache_file.write_text(
+        json.dumps({"stamp": [stat.st_size, stat.st_mtime_ns], "entries": entries})
+    )
+
+
+def test_cache_with_current_stamp_but_bad_entries_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    written = full_cassette(path)
+    written.dirty = True
+    written.save()
+    Cassette.load(path, cache)
+    [cache_file] = cache.iterdir()
+    _stamp_matching_cache(path, cache_file, [{"key": "no other field"}])
+    assert [e.to_response() for e in Cassette.load(path, cache)] == RESPONSES
+
+
+def test_parse_cache_in_unwritable_place_is_not_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    written = full_cassette(path)
+    written.dirty = True
+    written.save()
+    assert len(Cassette.load(path, tmp_path / "missing" / "cache")) == len(RESPONSES)
+
+
+GOOD_ENTRY = """\
+- key: abc
+  recorded_at: '2024-05-01T12:00:00Z'
+  duration: 0.1
+  request: {method: GET, url: 'https://h/'}
+  response:
+    status: 200
+    body: {text: ok}
+"""
+
+
+def _entry(**response: str) -> str:
+    lines = "".join(f"    {k}: {v}\n" for k, v in response.items())
+    return (
+        "version: 1\nentries:\n- key: abc\n  recorded_at: '2024-05-01T12:00:00Z'\n"
+        "  request: {method: GET, url: 'https://h/'}\n  response:\n" + lines
+    )
+
+
+BAD_FILES = [
+    pytest.param("version: 1\nentries:\n  - key: a\n   bad: b\n", r":4: .*YAML", id="yaml-indent"),
+    pytest.param("version: 1\nentries: [\n", r":3: .*YAML", id="yaml-unclosed"),
+    pytest.param("version: 1\n\tentries: []\n", r":2: .*YAML", id="yaml-tab"),
+    pytest.param("version: 1\nentries:\n- key: 'abc\n", r":4: .*YAML", id="truncated-string"),
+    pytest.param("version: 1\nentries:\n" + GOOD_ENTRY[:118], r":8: .*YAML", id="truncated-key"),
+    pytest.param(
+        "version: 1\nentries:\n" + GOOD_ENTRY.split("  response:")[0],
+        "entry 1 lacks response",
+        id="truncated-entry",
+    ),
+    pytest.param("- 1\n- 2\n", "not a pytest-llmcache cassette", id="top-level-list"),
+    pytest.param("just text\n", "not a pytest-llmcache cassette", id="top-level-str"),
+    pytest.param("", "not a pytest-llmcache cassette", id="empty-file"),
+    pytest.param("entries: []\n", "no 'version'", id="no-version"),
+    pytest.param("version: 99\nentries: []\n", r"version 99 is not supported", id="version-99"),
+    pytest.param("version: '1'\nentries: []\n", r"version '1' is not supported", id="version-str"),
+    pytest.param("version: 1\nentries: {a: 1}\n", "'entries' must be a list", id="entries-map"),
+    pytest.param("version: 1\nentries:\n- just a string\n", "entry 1 is not a mapping", id="item"),
+    pytest.param(
+        "version: 1\nentries:\n" + GOOD_ENTRY + GOOD_ENTRY.replace("  response:", "  other:"),
+        "entry 2 lacks response",
+        id="no-response",
+    ),
+    pytest.param(
+        "version: 1\nentries:\n- key: a\n  response: {status: 200}\n",
+        "entry 1 lacks recorded_at, request",
+        id="missing-several",
+    ),
+    pytest.param(_entry(status="'200'"), "'status'", id="status-str"),
+    pytest.param(_entry(body="{text: x}"), "'status'", id="status-missing"),
+    pytest.param(_entry(status="true"), "'status'", id="status-bool"),
+    pytest.param(_entry(status="2000"), "'status'", id="status-range"),
+    pytest.param("version: 1\nentries:\n- " + "x" * 3 + "\n", "not a mapping", id="scalar-entry"),
+    pytest.param(_entry(status="200", body="{html: x}"), "body must hold", id="body-kind"),
+    pytest.param(_entry(status="200", body="[1]"), "body must be a mapping", id="body-list"),
+    pytest.param(_entry(status="200", body="{json: {}, style: fancy}"), "style", id="style"),
+    pytest.param(_entry(status="200", body="{chunks: {a: 1}}"), "chunks", id="chunks-map"),
+    pytest.param(_entry(status="200", body="{chunks: [{foo: 1}]}"), "chunk 1", id="chunk-kind"),
+    pytest.param(_entry(status="200", body="{chunks: [{sse: }]}"), "chunk 1", id="chunk-sse-null"),
+    pytest.param(_entry(status="200", body="{base64: 'abcde'}"), "base64", id="bad-base64"),
+    pytest.param(_entry(status="200", body="{base64: 12}"), "base64", id="base64-int"),
+    pytest.param(_entry(status="200", body="{text: 12}"), "text", id="text-not-str"),
+    pytest.param(_entry(status="200", headers="[a, b]"), "headers", id="headers-list"),
+    pytest.param(
+        _entry(status="200").replace("'2024-05-01T12:00:00Z'", "yesterday"),
+        "recorded_at",
+        id="recorded-at",
+    ),
+    pytest.param(
+        _entry(status="200").replace("  request:", "  ttl: 1h\n  request:"), "ttl", id="ttl-str"
+    ),
+    pytest.param(
+        _entry(status="200").replace("  request: {", "  request: [").replace("'}", "']"),
+        "request must be a mapping",
+        id="request-list",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_FILES)
+@pytest.mark.parametrize("cached", [False, True], ids=["plain", "with-cache"])
+def test_bad_file(tmp_path: Path, text: str, expected: str, cached: bool) -> None:
+    path = tmp_path / "cassettes" / "broken.yaml"
+    path.parent.mkdir()
+    path.write_text(text, "utf-8")
+    before = path.read_bytes()
+    cache = tmp_path / "cache" if cached else None
+    if cache is not None:
+        cache.mkdir()
+    with pytest.raises(CassetteError) as info:
+        Cassette.load(path, cache)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    assert re.search(expected, message), message
+    assert path.read_bytes() == before
+    if cache is not None:
+        assert list(cache.iterdir()) == [], "a broken file is never cached"
+
+
+def test_good_entry_template_is_valid(tmp_path: Path) -> None:
+    # The broken files above are this one with one thing wrong.
+    path = tmp_path / "ok.yaml"
+    path.write_text(_entry(status="200", body="{text: ok}"), "utf-8")
+    [entry] = Cassette.load(path)
+    assert entry.to_response() == Response(200, (), (b"ok",))
+    path.write_text("version: 1\nentries:\n" + GOOD_ENTRY, "utf-8")
+    [entry] = Cassette.load(path)
+    assert entry.to_response() == Response(200, (), (b"ok",))
+
+
+def test_not_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"version: 1\nentries: []\n# \xff\xfe\n")
+    with pytest.raises(CassetteError, match=re.escape(str(path))):
+        Cassette.load(path)
+
+
+def test_unwritable_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user that chmod does not restrict (root)")
+        for path in (folder / "c.yaml", folder / "sub" / "c.yaml"):
+            cassette = Cassette(path, [make(RESPONSES[0])])
+            cassette.dirty = True
+            with pytest.raises(CassetteError) as info:
+                cassette.save()
+            assert str(path) in str(info.value)
+            assert "cannot write" in str(info.value)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_unwritable_file_keeps_old_content(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    path = folder / "c.yaml"
+    cassette = full_cassette(path)
+    cassette.dirty = True
+    cassette.save()
+    before = path.read_bytes()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user that chmod does not restrict (root)")
+        cassette.put(0, make(RESPONSES[3], 0))
+        with pytest.raises(CassetteError, match=re.escape(str(path))):
+            cassette.save()
+        assert path.read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["c.yaml"]
+    finally:
+        folder.chmod(0o700)
+
+
+NOW = datetime(2024, 5, 1, 13, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("recorded_at", "ttl", "expired"),
+    [
+        ("2024-05-01T12:00:00Z", None, False),
+        ("2024-05-01T12:00:00Z", 3600, False),
+        ("2024-05-01T12:00:00Z", 3599, True),
+        ("2024-05-01T12:00:00+00:00", 60, True),
+        ("2024-05-01T12:00:00", 7200, False),
+        ("2024-05-01T14:00:00+02:00", 60, True),
+    ],
+)
+def test_expiry(recorded_at: str, ttl: float | None, expired: bool) -> None:
+    entry = make(RESPONSES[0], ttl=ttl)
+    entry.recorded_at = recorded_at
+    assert entry.is_expired(NOW) is expired
+    assert entry.recorded_datetime().tzinfo is not None
+    assert entry.is_expired(NOW - timedelta(days=365)) is False
+
+
+@pytest.mark.parametrize(("ttl", "shown"), [(3600.0, "ttl: 3600\n"), (1.5, "ttl: 1.5\n")])
+def test_ttl_is_written_plainly(tmp_path: Path, ttl: float, shown: str) -> None:
+    text = Cassette(tmp_path / "c.yaml", [make(RESPONSES[0], ttl=ttl)]).render()
+    assert shown in text
+    assert "ttl:" not in Cassette(tmp_path / "c.yaml", [make(RESPONSES[0], ttl=None)]).render()
+
+
+# -- property: any body survives the YAML file ------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=10,
+)
+raw_bodies = st.one_of(
+    json_values.map(lambda v: json.dumps({"v": v}, ensure_ascii=False).encode("utf-8", "replace")),
+    st.text().map(lambda t: t.encode("utf-8", "replace")),
+    st.binary(max_size=64),
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(raw_bodies, min_size=1, max_size=3), st.lists(raw_bodies, max_size=3))
+def test_yaml_round_trip_property(bodies: list[bytes], stream: list[bytes]) -> None:
+    path = Path("property.yaml")
+    responses = [Response(200, (("content-type", "application/json"),), (b,)) for b in bodies]
+    responses.append(Response(200, (("content-type", "text/event-stream"),), tuple(stream)))
+    cassette = Cassette(path, [make(r, i) for i, r in enumerate(responses)])
+    text = cassette.render()
+    loaded = validate(_yaml.load(text), path)
+    assert [e.to_response() for e in loaded] == responses
+    assert Cassette(path, loaded).render() == text
+
+
+def test_folder_that_is_a_file(tmp_path: Path) -> None:
+    # Works whoever runs the tests (chmod does not stop root).
+    blocker = tmp_path / "cassettes"
+    blocker.write_text("not a folder")
+    path = blocker / "mod" / "c.yaml"
+    cassette = Cassette(path, [make(RESPONSES[0])])
+    cassette.dirty = True
+    with pytest.raises(CassetteError) as info:
+        cassette.save()
+    assert str(path) in str(info.value)
+    assert "cannot write" in str(info.value)
+    assert blocker.read_text() == "not a folder"
+    blocker.unlink()
+    cassette.dirty = True
+    assert cassette.save() is True
+    assert Cassette.load(path).entries[0].to_response() == RESPONSES[0]

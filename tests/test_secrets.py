@@ -1,0 +1,421 @@
+"""Nothing secret reaches a cassette (SPEC §6). The key-shaped strings here are fakes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+from pytest_llmcache._body import decode_body
+from pytest_llmcache._capture import (
+    CACHE_STATUS_HEADER,
+    SecretFound,
+    is_transient,
+    make_entry,
+    replay_headers,
+)
+from pytest_llmcache._cassette import Entry
+from pytest_llmcache._exchange import Headers, Request
+from pytest_llmcache._secrets import REDACTED, credentials, find_key_shape, scrub
+
+FAKE_OPENAI = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+FAKE_ANTHROPIC = "sk-ant-api03-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt" * 2
+FAKE_GOOGLE = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p"
+FAKE_GROQ = "gsk_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4"
+FAKE_AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+NOW = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("value", "secrets", "expected"),
+    [
+        pytest.param("Bearer tok-12345678", ["tok-12345678"], "Bearer <redacted>", id="str"),
+        pytest.param(
+            {"a": [{"b": "x tok-12345678 y"}, "tok-12345678"], "n": 3, "f": None},
+            ["tok-12345678"],
+            {"a": [{"b": "x <redacted> y"}, "<redacted>"], "n": 3, "f": None},
+            id="nested",
+        ),
+        pytest.param(
+            {"tok-12345678": "key"}, ["tok-12345678"], {"<redacted>": "key"}, id="dict-key"
+        ),
+        pytest.param(
+            "long-secret-123 and long-secret",
+            ["long-secret", "long-secret-123"],
+            "<redacted> and <redacted>",
+            id="longest-first",
+        ),
+        pytest.param(
+            "a=tok-12345678&b=tok-12345678", {"tok-12345678"}, "a=<redacted>&b=<redacted>", id="all"
+        ),
+        pytest.param({"a": 1.5, "b": True}, ["1.5"], {"a": 1.5, "b": True}, id="non-strings"),
+        pytest.param({"a": "nothing here"}, [], {"a": "nothing here"}, id="no-secrets"),
+    ],
+)
+def test_scrub(value: object, secrets: list[str], expected: object) -> None:
+    original = json.dumps(value, sort_keys=True)
+    assert scrub(value, secrets) == expected
+    assert json.dumps(value, sort_keys=True) == original, "the input is not changed"
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param(
+            Request("POST", "https://h/v1", (("authorization", "Bearer tok-12345678"),), b""),
+            {"Bearer tok-12345678", "tok-12345678"},
+            id="bearer",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1", (("x-api-key", "tok-12345678"),), b""),
+            {"tok-12345678"},
+            id="x-api-key",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1?key=tok-12345678&q=1&sig=sig-12345678", (), b""),
+            {"tok-12345678", "sig-12345678"},
+            id="query",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1", (("cookie", "session=abcdefgh12"),), b""),
+            {"session=abcdefgh12"},
+            id="cookie",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1?key=short", (("x-api-key", "tiny"),), b""),
+            set(),
+            id="too-short-to-scrub",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1", (("user-agent", "OpenAI/Python 1.2.3"),), b""),
+            set(),
+            id="not-secret",
+        ),
+    ],
+)
+def test_credentials(request_: Request, expected: set[str]) -> None:
+    assert credentials(request_) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        pytest.param(FAKE_OPENAI, ".", id="openai"),
+        pytest.param(f"key is {FAKE_ANTHROPIC}.", ".", id="anthropic"),
+        pytest.param({"a": {"b": [1, {"c": FAKE_GOOGLE}]}}, "a.b[1].c", id="google-nested"),
+        pytest.param({"x": "ok", "headers": {"x-key": FAKE_GROQ}}, "headers.x-key", id="groq"),
+        pytest.param([{"aws": f"id={FAKE_AWS}"}], "[0].aws", id="aws"),
+        pytest.param({FAKE_OPENAI: "as a key"}, ".", id="dict-key-at-top"),
+        pytest.param({"d": {FAKE_OPENAI: 1}}, "d", id="dict-key-nested"),
+        pytest.param(f"Bearer {FAKE_OPENAI}", ".", id="bearer"),
+        pytest.param(f'"api_key":"{FAKE_OPENAI}"', ".", id="quoted"),
+        pytest.param("sk-" + "x" * 48, ".", id="legacy-openai"),
+        pytest.param(f"https%3A%2F%2Fh%3Fkey%3D{FAKE_OPENAI}", ".", id="url-encoded"),
+        pytest.param(f"first line\\n{FAKE_OPENAI}", ".", id="after-escaped-newline"),
+        pytest.param(f"line\n{FAKE_AWS}", ".", id="after-newline"),
+    ],
+)
+def test_find_key_shape(value: object, path: str) -> None:
+    assert find_key_shape(value) == path
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("sk-short", id="short"),
+        pytest.param("task-management-system-design-doc", id="word-ending-in-sk"),
+        pytest.param("see docs/risk-assessment-for-the-whole-team.md", id="slug"),
+        pytest.param({"model": "gpt-4o-mini", "id": "chatcmpl-AbCdEf0123456789xyzXYZ"}, id="ids"),
+        pytest.param("akiaiosfodnn7example", id="aws-lowercase"),
+        pytest.param("x" + FAKE_OPENAI, id="inside-a-word"),
+        pytest.param(["AIza-short", 12, None, True], id="short-google"),
+        pytest.param(REDACTED, id="redacted"),
+    ],
+)
+def test_no_key_shape(value: object) -> None:
+    assert find_key_shape(value) is None
+
+
+# -- make_entry ------------------------------------------------------------------------------
+
+URL = "https://api.openai.com/v1/chat/completions"
+BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+API_KEY = "test-key-" + "0123456789abcdef"
+REQUEST = Request(
+    "POST",
+    URL,
+    (
+        ("authorization", f"Bearer {API_KEY}"),
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        ("user-agent", "OpenAI/Python 1.0"),
+        ("x-stainless-retry-count", "0"),
+        ("openai-organization", "org-secret123"),
+        ("cookie", "session=abcdefgh12"),
+        ("x-region", "eu"),
+    ),
+    BODY,
+)
+COMPLETION = (
+    b'{"id":"chatcmpl-1","choices":[{"message":{"content":"Hello"}}],"usage":{"total_tokens":9}}'
+)
+RESPONSE_HEADERS: Headers = (
+    ("content-type", "application/json"),
+    ("x-request-id", "req_123"),
+    ("openai-processing-ms", "120"),
+    ("set-cookie", "__cf_bm=abc; path=/"),
+    ("set-cookie", "_cfuvid=def; path=/"),
+    ("openai-organization", "org-secret123"),
+    ("anthropic-organization-id", "0000-1111"),
+    ("authorization", "echo"),
+    ("content-length", "999"),
+    ("transfer-encoding", "chunked"),
+    ("connection", "keep-alive"),
+    (CACHE_STATUS_HEADER, "MISS"),
+)
+
+
+def entry(
+    chunks: list[bytes] | None = None,
+    headers: Headers = RESPONSE_HEADERS,
+    request: Request = REQUEST,
+    secrets: frozenset[str] | None = None,
+    match_headers: tuple[str, ...] = (),
+    status: int = 200,
+) -> Entry:
+    return make_entry(
+        key="k" * 32,
+        request=request,
+        status=status,
+        headers=headers,
+        chunks=[COMPLETION] if chunks is None else chunks,
+        match_headers=match_headers,
+        ttl=3600.0,
+        duration=1.23456,
+        now=NOW,
+        secrets=credentials(request) if secrets is None else secrets,
+    )
+
+
+def test_entry_fields() -> None:
+    made = entry()
+    assert made.key == "k" * 32
+    assert made.recorded_at == "2024-05-01T12:30:45Z"
+    assert made.ttl == 3600.0
+    assert made.duration == 1.235
+    assert made.response["status"] == 200
+    assert made.response["body"] == {"json": json.loads(COMPLETION)}
+    assert made.to_response().body == COMPLETION
+
+
+def test_response_headers_dropped_and_kept() -> None:
+    stored = entry().response["headers"]
+    assert stored == {
+        "content-type": "application/json",
+        "x-request-id": "req_123",
+        "openai-processing-ms": "120",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization-id",
+        "authorization",
+        "x-api-key",
+        "content-encoding",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+    ],
+)
+def test_each_dropped_response_header(name: str) -> None:
+    value = "gzip" if name == "content-encoding" else "v-1"
+    chunks = [gzip.compress(COMPLETION)] if name == "content-encoding" else [COMPLETION]
+    made = entry(chunks, headers=(("content-type", "application/json"), (name, value)))
+    assert made.response["headers"] == {"content-type": "application/json"}
+    assert made.to_response().body == COMPLETION
+
+
+def test_stored_request_holds_no_credentials() -> None:
+    made = entry(match_headers=("x-region", "authorization", "cookie"))
+    assert made.request == {
+        "method": "POST",
+        "url": URL,
+        "headers": {
+            "accept": "application/json",
+            "content-type": "application/json",
+            "x-region": "eu",
+        },
+        "body": {"json": json.loads(BODY)},
+    }
+    text = json.dumps(made.to_data())
+    for secret in (API_KEY, "org-secret123", "abcdefgh12", "__cf_bm", "0000-1111"):
+        assert secret not in text
+
+
+def test_secret_query_parameters_are_redacted() -> None:
+    request = Request(
+        "POST",
+        "https://generativelanguage.googleapis.com/v1beta/models/g:generateContent"
+        "?alt=sse&key=plain-google-key-123",
+        (("content-type", "application/json"),),
+        b"{}",
+    )
+    made = entry(request=request)
+    assert made.request["url"].endswith("?alt=sse&key=%3Credacted%3E")
+    assert "plain-google-key-123" not in json.dumps(made.to_data())
+
+
+def test_credentials_echoed_anywhere_are_scrubbed() -> None:
+    echoed = json.dumps(
+        {"error": {"message": f"Incorrect API key provided: {API_KEY}", "param": None}},
+        separators=(",", ":"),
+    ).encode()
+    made = entry(
+        [echoed],
+        headers=(("content-type", "application/json"), ("x-debug", f"key={API_KEY}")),
+        status=401,
+    )
+    assert API_KEY not in json.dumps(made.to_data())
+    assert made.response["headers"]["x-debug"] == f"key={REDACTED}"
+    assert made.response["body"]["json"]["error"]["message"].endswith(REDACTED)
+    assert made.response["status"] == 401
+
+
+@pytest.mark.parametrize(
+    ("chunks", "content_type", "path"),
+    [
+        pytest.param(
+            [b'{"data":[{"value":"' + FAKE_OPENAI.encode() + b'"}]}'],
+            "application/json",
+            "response.body.json.data[0].value",
+            id="json",
+        ),
+        pytest.param(
+            [b"your key: " + FAKE_ANTHROPIC.encode()], "text/plain", "response.body.text", id="text"
+        ),
+        pytest.param(
+            [b"data: {}\n\n", b'data: {"k":"' + FAKE_GROQ.encode() + b'"}\n\n'],
+            "text/event-stream",
+            "response.body.chunks[1].sse[0].data.k",
+            id="stream",
+        ),
+    ],
+)
+def test_key_shaped_value_in_response_is_refused(
+    chunks: list[bytes], content_type: str, path: str
+) -> None:
+    with pytest.raises(SecretFound) as info:
+        entry(chunks, headers=(("content-type", content_type),))
+    assert str(info.value) == path
+    assert FAKE_OPENAI not in str(info.value)
+
+
+def test_key_shaped_value_in_response_header_is_refused() -> None:
+    with pytest.raises(SecretFound, match=r"^response\.headers\.x-echo$"):
+        entry(headers=(("content-type", "application/json"), ("x-echo", FAKE_AWS)))
+
+
+def test_key_shaped_value_already_scrubbed_is_fine() -> None:
+    request = Request("POST", URL, (("authorization", f"Bearer {FAKE_OPENAI}"),), BODY)
+    made = entry([b'{"echo":"' + FAKE_OPENAI.encode() + b'"}'], request=request)
+    assert made.response["body"]["json"] == {"echo": REDACTED}
+
+
+def test_gzip_body_is_stored_decoded() -> None:
+    made = entry(
+        [gzip.compress(COMPLETION)],
+        headers=(("content-type", "application/json"), ("content-encoding", "gzip")),
+    )
+    assert made.response["body"] == {"json": json.loads(COMPLETION)}
+    assert "content-encoding" not in made.response["headers"]
+    assert made.to_response().body == COMPLETION
+
+
+def test_gzip_stream_is_stored_decoded_event_by_event() -> None:
+    events = [b'data: {"i":%d}\n\n' % i for i in range(3)] + [b"data: [DONE]\n\n"]
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
+    chunks = [compressor.compress(e) + compressor.flush(zlib.Z_SYNC_FLUSH) for e in events]
+    chunks.append(compressor.flush())
+    made = entry(
+        chunks,
+        headers=(("content-type", "text/event-stream"), ("content-encoding", "gzip")),
+    )
+    stored = made.response["body"]["chunks"]
+    assert stored[0] == {"sse": [{"data": {"i": 0}}]}
+    assert stored[-1] == {"sse": [{"data": "[DONE]"}]}
+    assert made.to_response().chunks == tuple(events)
+    assert "content-encoding" not in made.response["headers"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "encoding"),
+    [
+        pytest.param(b"\x00\x01 some compressed bytes \xff", "lzw", id="unknown"),
+        pytest.param(gzip.compress(COMPLETION)[:-6], "gzip", id="truncated"),
+    ],
+)
+def test_undecodable_body_is_stored_and_replayed_as_sent(raw: bytes, encoding: str) -> None:
+    made = entry(
+        [raw], headers=(("content-type", "application/json"), ("content-encoding", encoding))
+    )
+    assert made.response["headers"]["content-encoding"] == encoding
+    assert decode_body(made.response["body"]) == raw
+    # The client gets the header with the still-encoded bytes, as it did from the provider.
+    replayed = made.to_response()
+    assert replayed.body == raw
+    assert ("content-encoding", encoding) in replay_headers(replayed.headers, "HIT")
+
+
+def test_empty_gzip_body_is_stored_without_encoding() -> None:
+    made = entry([], headers=(("content-encoding", "gzip"), ("content-length", "0")), status=204)
+    assert made.response == {"status": 204, "headers": {}, "body": {}}
+
+
+def test_multipart_request_is_stored_without_its_random_boundary() -> None:
+    upload = httpx.Request(
+        "POST",
+        "https://api.openai.com/v1/audio/transcriptions",
+        files={"file": ("a.wav", b"RIFF....WAVE")},
+        data={"model": "whisper-1"},
+    )
+    content = upload.read()
+    content_type = upload.headers["content-type"]
+    boundary = content_type.split("boundary=")[1]
+    request = Request("POST", str(upload.url), (("content-type", content_type),), content)
+    made = entry(request=request)
+    assert made.request["headers"] == {"content-type": "multipart/form-data"}
+    text = json.dumps(made.request)
+    assert boundary not in text
+    assert "RIFF....WAVE" in text
+    assert "BOUNDARY" in text
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(200, False), (400, False), (401, False), (404, False), (429, True), (500, True), (503, True)],
+)
+def test_is_transient(status: int, transient: bool) -> None:
+    assert is_transient(status) is transient
+
+
+def test_replay_headers() -> None:
+    stored = (
+        ("content-type", "application/json"),
+        ("content-length", "5"),
+        ("transfer-encoding", "chunked"),
+        ("x-request-id", "req_1"),
+    )
+    assert replay_headers(stored, "HIT") == [
+        ("content-type", "application/json"),
+        ("x-request-id", "req_1"),
+        (CACHE_STATUS_HEADER, "HIT"),
+    ]
