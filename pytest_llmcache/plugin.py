@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve_settings(
             cli_mode=config.getoption("llm_cache_mode"),
             cli_strict=config.getoption("llm_cache_strict"),
-            cli_dir=config.getoption("llm_cache_dir"),
+            cli_dir=_from_invocation_dir(config, config.getoption("llm_cache_dir")),
             env=os.environ,
             ini={name: config.getini(name) for name, *_ in _INI},
             rootpath=config.rootpath,
@@ -169,6 +169,11 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
     engine = terminalreporter.config.stash.get(_ENGINE, None)
     if engine is not None:
         _report.write_summary(engine, terminalreporter)
+
+
+def _from_invocation_dir(config: pytest.Config, path: str | None) -> str | None:
+    """A path typed on the command line is relative to where pytest was started."""
+    return None if path is None else str(config.invocation_params.dir / path)
 
 
 def _command_line_id(node: pytest.Item, config: pytest.Config) -> str:

@@ -95,7 +95,7 @@ def test_ignore_fields_and_match_headers_shape_the_key(
     suite: Suite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite.write(
-        "test_key.py",
+        "test_keyshape.py",
         """
         import os, httpx, pytest
 
@@ -114,11 +114,11 @@ def test_ignore_fields_and_match_headers_shape_the_key(
         """,
     )
     suite.run("--llm-cache=record").assert_outcomes(passed=2)
-    assert "x-tenant: '1'" in suite.cassettes()["cassettes/test_key/test_matched_header.yaml"]
+    assert "x-tenant: '1'" in suite.cassettes()["cassettes/test_keyshape/test_matched_header.yaml"]
     monkeypatch.setenv("RUN", "2")
     result = suite.run()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["FAILED test_key.py::test_matched_header*"])
+    result.stdout.fnmatch_lines(["FAILED test_keyshape.py::test_matched_header*"])
 
 
 def test_the_config_fixture_sets_defaults_and_markers_override_them(suite: Suite) -> None:
