@@ -15,9 +15,6 @@ from pytest_llmcache._cassette import parse
 from pytest_llmcache._exchange import Request
 from pytest_llmcache._key import KeyOptions, request_key
 
-pytest.importorskip("vcr")
-pytest.importorskip("pytest_recording")
-
 USER_TESTS = """
     import json, os
     import httpx, pytest, requests
