@@ -142,10 +142,27 @@ def _stream_classes(lib: Any) -> _Streams:
                 for chunk in self._inner:
                     self._recording.add(chunk)
                     yield chunk
+            except GeneratorExit:
+                # A reader that returns at its end-of-stream event (mistral's [DONE]) drops
+                # the byte iterators, which closes this one before the response is closed:
+                # the rest of the body still belongs in the recording.
+                self._drain()
+                raise
             except Exception:
                 self._recording.finish_failed()
                 raise
             self._recording.finish(self._status, self._headers)
+
+        def _drain(self) -> None:
+            if self._recording.done:
+                return
+            try:
+                for chunk in self._inner:
+                    self._recording.add(chunk)
+            except Exception:
+                self._recording.finish_failed()
+            else:
+                self._recording.finish(self._status, self._headers)
 
         def __iter__(self) -> Iterator[bytes]:
             return self._iterator
