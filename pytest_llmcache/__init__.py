@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ._cassette import Cassette, CassetteError, Entry
-from ._engine import Counts, ReplayMiss, TestCache
+from ._engine import ReplayMiss, TestCache
 from ._exchange import Request, Response
 from ._settings import Mode, Settings
+from ._stats import Counts
 
 __all__ = [
     "Cassette",

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Any
 
 from . import _body, _yaml
 from ._exchange import Headers, Response
+from ._lock import cassette_lock
 
 __all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Entry"]
 
@@ -133,6 +134,7 @@ class Cassette:
         self.path = path
         self.entries: list[Entry] = []
         self._index: dict[str, list[Entry]] = {}
+        self._changes: list[tuple[int, Entry]] = []
         self.dirty = False
         for entry in entries or []:
             self._append(entry)
@@ -158,6 +160,7 @@ class Cassette:
         """Store ``entry`` as the ``occurrence``-th response to its key; return what it replaced."""
         found = self._index.setdefault(entry.key, [])
         self.dirty = True
+        self._changes.append((occurrence, entry))
         if occurrence < len(found):
             old = found[occurrence]
             found[occurrence] = entry
@@ -224,7 +227,35 @@ class Cassette:
         """
         if not self.dirty:
             return False
+        with cassette_lock(self.path):
+            return self._write()
+
+    def save_merged(self, *, fresh: Callable[[], bool], parse_cache: Path | None = None) -> bool:
+        """Write this process's new entries into the file as it is on disk now.
+
+        Other processes (xdist workers sharing the cassette) may have written it since it
+        was read: under the file's lock, the file is read again and only the entries put
+        here since the last save are applied to it, so nobody's entry is lost. ``fresh`` is
+        asked, under the lock, whether to start from an empty file instead (the first write
+        of a ``record`` run).
+        """
+        if not self.dirty:
+            return False
+        with cassette_lock(self.path):
+            base = [] if fresh() else Cassette.load(self.path, parse_cache).entries
+            merged = Cassette(self.path, base)
+            for occurrence, entry in self._changes:
+                merged.put(occurrence, entry)
+            self.entries, self._index = merged.entries, merged._index
+            return self._write()
+
+    def save_unlocked(self) -> bool:
+        """:meth:`save` for a caller that already holds the cassette's lock."""
+        return self._write() if self.dirty else False
+
+    def _write(self) -> bool:
         self.dirty = False
+        self._changes.clear()
         text = self.render()
         try:
             if self.path.read_text("utf-8") == text:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
@@ -19,13 +19,16 @@ from typing import NoReturn
 from _pytest.outcomes import Failed
 
 from ._capture import SecretFound, is_transient, make_entry
-from ._cassette import Cassette, CassetteError
+from ._cassette import Cassette, CassetteError, Entry
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
+from ._lock import first_claim
 from ._secrets import credentials
 from ._settings import Mode, Settings, TestOptions
+from ._stats import Counts, RunStats
+from ._usage import Usage, entry_usage
 
-__all__ = ["Counts", "Engine", "Recording", "ReplayMiss", "TestCache", "active"]
+__all__ = ["Engine", "Recording", "ReplayMiss", "TestCache", "active"]
 
 Normalizer = Callable[[Request], Request]
 
@@ -47,37 +50,6 @@ class ReplayMiss(Failed):
         super().__init__(message, pytrace=False)
 
 
-@dataclass
-class Counts:
-    """What happened to the calls of a test, or of a whole run."""
-
-    replayed: int = 0
-    recorded: int = 0
-    missed: int = 0
-    expired: int = 0
-    passed_through: int = 0
-    """Calls that went to the provider but were not stored (429, 5xx)."""
-
-    def add(self, other: Counts) -> None:
-        """Add ``other``'s counts to these."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class RunReport:
-    """What the whole run did, for the terminal summary."""
-
-    counts: Counts = field(default_factory=Counts)
-    missed_tests: list[str] = field(default_factory=list)
-    expired_tests: list[str] = field(default_factory=list)
-    written: list[Path] = field(default_factory=list)
-
-
 class Engine:
     """The run: its settings, the cassettes it has loaded and the totals of every test."""
 
@@ -88,15 +60,18 @@ class Engine:
         parse_cache: Path | None = None,
         normalize: Normalizer | None = None,
         display_root: Path | None = None,
+        run_id: str | None = None,
     ) -> None:
         self.settings = settings
-        self.report = RunReport()
+        self.stats = RunStats()
+        self.run_id = run_id or uuid.uuid4().hex
         self._parse_cache = parse_cache
         self._normalize = normalize
         self._display_root = display_root or Path.cwd()
         self._cassettes: dict[Path, Cassette] = {}
         self._previous: dict[Path, Cassette] = {}
         self._secrets: set[str] = set()
+        self._usage: dict[int, Usage] = {}
         self._lock = threading.Lock()
 
     def display(self, path: Path) -> str:
@@ -110,27 +85,37 @@ class Engine:
         """Start caching the calls of one test."""
         global _active
         test = TestCache(self, nodeid, options, path)
+        if str(path) not in self.stats.owned:
+            self.stats.owned.append(str(path))
         _active = test
         return test
 
     def end(self, test: TestCache) -> None:
-        """Stop caching for ``test``, write its cassette if it changed and add its counts."""
+        """Stop caching for ``test``, write its cassette if it changed and add its totals."""
         global _active
         if _active is test:
             _active = None
-        self.report.counts.add(test.counts)
+        stats = self.stats
+        stats.counts.add(test.counts)
         if test.counts.missed:
-            self.report.missed_tests.append(test.nodeid)
+            stats.missed_tests.append(test.nodeid)
         if test.counts.expired:
-            self.report.expired_tests.append(test.nodeid)
+            stats.expired_tests.append(test.nodeid)
+        path = str(test.path)
+        if test.passed and test.used:
+            stats.used.setdefault(path, []).extend([k, n] for k, n in test.used)
         cassette = self._cassettes.get(test.path)
         if cassette is not None and cassette.dirty:
+            record = self.settings.mode is Mode.RECORD
             try:
-                written = cassette.save()
+                written = cassette.save_merged(
+                    fresh=lambda: record and first_claim(test.path, self.run_id),
+                    parse_cache=self._parse_cache,
+                )
             except CassetteError as exc:
                 raise ReplayMiss(f"pytest-llmcache: {exc}") from None
-            if written:
-                self.report.written.append(test.path)
+            if written and path not in stats.written:
+                stats.written.append(path)
 
     def cassette(self, path: Path) -> Cassette:
         """The cassette at ``path``, read once per run; ``record`` starts it empty."""
@@ -140,9 +125,16 @@ class Engine:
             if self.settings.mode is Mode.RECORD:
                 self._previous[path] = cassette
                 cassette = Cassette(path)
-                cassette.dirty = path.exists()
             self._cassettes[path] = cassette
         return cassette
+
+    def count_replay(self, entry: Entry) -> None:
+        """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
+        usage = self._usage.get(id(entry))
+        if usage is None:
+            usage = self._usage[id(entry)] = entry_usage(entry.request, entry.response)
+        with self._lock:
+            self.stats.add_saving(usage, entry.duration)
 
     def previous(self, path: Path) -> Cassette | None:
         """In ``record`` mode, what the file held before this run."""
@@ -178,6 +170,10 @@ class TestCache:
         )
         self._occurrences: dict[str, int] = {}
         self._lock = threading.Lock()
+        self.used: list[tuple[str, int]] = []
+        """The ``(key, occurrence)`` slots this test replayed or recorded."""
+        self.passed = False
+        """Set by the plugin once the test's outcome is known."""
 
     @property
     def cassette_path(self) -> Path:
@@ -201,17 +197,24 @@ class TestCache:
         if self.mode is Mode.RECORD:
             return Recording(self, key, occurrence, request, raw)
         entry = cassette.get(key, occurrence)
+        slot = occurrence
         if entry is None and self.mode is Mode.REPLAY and occurrence:
             # Past the last recorded answer to a repeated request, the last one repeats.
-            entry = cassette.responses(key)[-1] if cassette.responses(key) else None
+            answers = cassette.responses(key)
+            if answers:
+                entry, slot = answers[-1], len(answers) - 1
         if entry is not None:
             expired = entry.is_expired(datetime.now(timezone.utc))
             if not expired or self.mode is Mode.REPLAY:
                 with self._lock:
                     self.counts.replayed += 1
                     self.counts.expired += expired
-                if expired and self.engine.settings.strict:
-                    self._fail(self._expired_message(request, entry.recorded_at))
+                    self.used.append((key, slot))
+                self.engine.count_replay(entry)
+                if expired:
+                    self.engine.stats.expired_entries.append([str(self.path), key, self.nodeid])
+                    if self.engine.settings.strict:
+                        self._fail(self._expired_message(request, entry.recorded_at))
                 return entry.to_response()
         if self.mode is Mode.AUTO:
             return Recording(self, key, occurrence, request, raw)
@@ -283,6 +286,7 @@ class TestCache:
                 entry = old
             cassette.put(recording.occurrence, entry)
             self.counts.recorded += 1
+            self.used.append((entry.key, recording.occurrence))
 
     def _command(self, mode: str) -> str:
         return f"pytest --llm-cache={mode} '{self.nodeid}'"

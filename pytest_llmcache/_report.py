@@ -1,53 +1,129 @@
-"""The terminal summary: what the cache did in this run, and the command that fixes a miss."""
+"""The run's report: the terminal summary section and the JSON file for CI dashboards."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._audit import Audit
+from ._usage import Usage, price_of
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
     from ._engine import Engine
 
-__all__ = ["summary_lines", "write_summary"]
+__all__ = ["summary_lines", "write_json", "write_summary"]
 
 _MAX_LISTED = 10
 
 
-def summary_lines(engine: Engine) -> list[str]:
+def _dollars(engine: Engine) -> float | None:
+    """The saving in dollars, only from the user's own price table."""
+    prices = engine.settings.prices
+    if not prices:
+        return None
+    total = 0.0
+    for model, (tokens_in, tokens_out) in engine.stats.saved_tokens.items():
+        total += price_of(Usage(model, tokens_in, tokens_out), prices) or 0.0
+    return total
+
+
+def summary_lines(engine: Engine, audit: Audit | None = None) -> list[str]:
     """The lines of the ``llm-cache`` section; empty when no call was cached."""
-    report = engine.report
-    counts = report.counts
-    if not any(counts.as_dict().values()):
+    stats = engine.stats
+    counts = stats.counts
+    audit = audit or Audit()
+    if not any(counts.as_dict().values()) and not (audit.unused or audit.deleted):
         return []
-    mode = engine.settings.mode.value
-    parts = [f"{counts.replayed} replayed", f"{counts.recorded} recorded"]
-    parts.append(f"{counts.missed} missed")
-    parts.append(f"{counts.expired} expired")
+    parts = [
+        f"{counts.replayed} replayed",
+        f"{counts.recorded} recorded",
+        f"{counts.missed} missed",
+        f"{counts.expired} expired",
+    ]
     if counts.passed_through:
         parts.append(f"{counts.passed_through} not stored (429/5xx)")
-    lines = [f"mode {mode}: " + ", ".join(parts)]
-    if report.written:
-        lines.append(f"cassettes written: {len(report.written)}")
-    if report.missed_tests:
-        lines.append(f"missed in {len(report.missed_tests)} test(s):")
-        lines += [f"  {nodeid}" for nodeid in report.missed_tests[:_MAX_LISTED]]
-        if len(report.missed_tests) > _MAX_LISTED:
-            lines.append(f"  ... and {len(report.missed_tests) - _MAX_LISTED} more")
-        targets = " ".join(f"'{n}'" for n in report.missed_tests[:_MAX_LISTED])
-        if len(report.missed_tests) > _MAX_LISTED:
-            targets = ""
+    if engine.settings.mode.value != "record":
+        parts.append(f"{len(audit.unused)} unused")
+    lines = [f"mode {engine.settings.mode.value}: " + ", ".join(parts)]
+    if counts.replayed:
+        saved = (
+            f"saved: {stats.input_tokens + stats.output_tokens:,} tokens "
+            f"({stats.input_tokens:,} in, {stats.output_tokens:,} out), "
+            f"{stats.saved_seconds:.1f} s of calls"
+        )
+        dollars = _dollars(engine)
+        if dollars is not None:
+            saved += f", ~${dollars:.4f}"
+        lines.append(saved)
+    if stats.written:
+        lines.append(f"cassettes written: {len(stats.written)}")
+    lines += _listed("missed in", stats.missed_tests)
+    if stats.missed_tests:
+        targets = " ".join(f"'{n}'" for n in stats.missed_tests[:_MAX_LISTED])
         lines.append(f"fix: pytest --llm-cache=auto {targets}".rstrip())
-    if report.expired_tests:
-        lines.append(f"expired entries in {len(report.expired_tests)} test(s); "
-                     "refresh them: pytest --llm-cache=auto")
+    if stats.expired_tests:
+        lines.append(
+            f"expired entries in {len(stats.expired_tests)} test(s); "
+            "refresh them: pytest --llm-cache=auto"
+        )
+    if audit.unused and not (audit.pruned or audit.deleted):
+        listed = [f"{engine.display(Path(p))} {key}" for p, key in audit.unused]
+        lines += _listed("unused entries (no passing test replayed them):", listed, counted=False)
+        lines.append("remove them: pytest --llm-cache-prune (after a complete run)")
+    for path, removed in audit.pruned:
+        lines.append(f"pruned {removed} unused entries from {engine.display(Path(path))}")
+    for path in audit.deleted:
+        lines.append(f"deleted {engine.display(Path(path))}")
+    lines += [f"error: {e}" for e in audit.errors]
     return lines
 
 
-def write_summary(engine: Engine, terminal: TerminalReporter) -> None:
+def _listed(title: str, items: list[str], counted: bool = True) -> list[str]:
+    if not items:
+        return []
+    lines = [f"{title} {len(items)} test(s):" if counted else title]
+    lines += [f"  {item}" for item in items[:_MAX_LISTED]]
+    if len(items) > _MAX_LISTED:
+        lines.append(f"  ... and {len(items) - _MAX_LISTED} more")
+    return lines
+
+
+def write_summary(engine: Engine, terminal: TerminalReporter, audit: Audit | None) -> None:
     """Write the section to the terminal, if there is anything to say."""
-    lines = summary_lines(engine)
+    lines = summary_lines(engine, audit)
     if lines:
         terminal.section("llm-cache")
         for line in lines:
             terminal.write_line(line)
+
+
+def write_json(engine: Engine, audit: Audit | None, path: Path) -> None:
+    """The same figures as the summary, as JSON (``--llm-cache-report=PATH``)."""
+    stats = engine.stats
+    audit = audit or Audit()
+    data: dict[str, Any] = {
+        "mode": engine.settings.mode.value,
+        **stats.counts.as_dict(),
+        "unused": len(audit.unused),
+        "saved": {
+            "input_tokens": stats.input_tokens,
+            "output_tokens": stats.output_tokens,
+            "seconds": round(stats.saved_seconds, 3),
+            "dollars": _dollars(engine),
+            "by_model": {
+                model: {"input_tokens": t[0], "output_tokens": t[1]}
+                for model, t in sorted(stats.saved_tokens.items())
+            },
+        },
+        "missed_tests": stats.missed_tests,
+        "expired_tests": stats.expired_tests,
+        "unused_entries": [{"cassette": p, "key": k} for p, k in audit.unused],
+        "pruned": [{"cassette": p, "removed": n} for p, n in audit.pruned],
+        "deleted": audit.deleted,
+        "written": stats.written,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

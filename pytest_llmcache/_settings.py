@@ -98,6 +98,10 @@ class Settings:
     ttl: float | None = None
     ignore_fields: tuple[str, ...] = ()
     match_headers: tuple[str, ...] = ()
+    prune: bool = False
+    report_path: Path | None = None
+    prices: tuple[tuple[str, float, float], ...] = ()
+    """``(model, $ per 1M input tokens, $ per 1M output tokens)`` from ``llm_cache_prices``."""
 
 
 def resolve_settings(
@@ -108,6 +112,8 @@ def resolve_settings(
     env: Mapping[str, str],
     ini: Mapping[str, object],
     rootpath: Path,
+    cli_prune: bool = False,
+    cli_report: str | None = None,
 ) -> Settings:
     """Apply defaults < ini < ``LLM_CACHE_MODE`` < command line, and validate every value.
 
@@ -137,7 +143,34 @@ def resolve_settings(
         ttl=parse_ttl(_text(ini.get("llm_cache_ttl")), "ini option llm_cache_ttl"),
         ignore_fields=_names(ini.get("llm_cache_ignore_fields")),
         match_headers=tuple(h.lower() for h in _names(ini.get("llm_cache_match_headers"))),
+        prune=cli_prune,
+        report_path=Path(cli_report) if cli_report else None,
+        prices=parse_prices(ini.get("llm_cache_prices")),
     )
+
+
+def parse_prices(value: object) -> tuple[tuple[str, float, float], ...]:
+    """``llm_cache_prices`` lines: ``<model> <$ per 1M input tokens> <$ per 1M output tokens>``.
+
+    No price is built in: prices change, and a stale table would report wrong savings.
+    """
+    lines = value.splitlines() if isinstance(value, str) else value
+    if not isinstance(lines, list | tuple):
+        return ()
+    prices = []
+    for line in lines:
+        parts = str(line).split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        try:
+            model, price_in, price_out = parts
+            prices.append((model, float(price_in), float(price_out)))
+        except ValueError:
+            raise OptionError(
+                f"ini option llm_cache_prices: {str(line).strip()!r} is not "
+                "'<model> <$ per 1M input tokens> <$ per 1M output tokens>'"
+            ) from None
+    return tuple(prices)
 
 
 def _text(value: object) -> str:

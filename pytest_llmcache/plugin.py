@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from . import _adapters, _hooks, _report
+from . import _adapters, _hooks, _report, _xdist
+from ._audit import Audit, finish_run
 from ._engine import Engine, TestCache
 from ._exchange import Request
+from ._lock import forget_run
 from ._paths import cassette_path
 from ._settings import Mode, OptionError, resolve_settings, resolve_test_options
 
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 _ENGINE = pytest.StashKey[Engine]()
 _TEST = pytest.StashKey[TestCache]()
+_AUDIT = pytest.StashKey[Audit | None]()
 
 _IniType = Literal["string", "bool", "linelist"]
 _INI: tuple[tuple[str, _IniType, str, Any], ...] = (
@@ -29,6 +32,7 @@ _INI: tuple[tuple[str, _IniType, str, Any], ...] = (
     ("llm_cache_all_tests", "bool", "cache every test, marked or not (default: false)", False),
     ("llm_cache_ignore_fields", "linelist", "JSON body fields left out of every key", []),
     ("llm_cache_match_headers", "linelist", "extra request headers put into every key", []),
+    ("llm_cache_prices", "linelist", "'<model> <$/1M input> <$/1M output>' per line", []),
 )
 
 
@@ -49,6 +53,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="fail tests that replay expired entries (for a scheduled freshness job).",
+    )
+    group.addoption(
+        "--llm-cache-prune",
+        action="store_true",
+        default=False,
+        help="after a complete, passing run, remove recorded entries no test replayed and "
+        "cassette files no collected test owns.",
+    )
+    group.addoption(
+        "--llm-cache-report",
+        metavar="PATH",
+        default=None,
+        help="write the run's cache figures (counts, tokens and seconds saved) as JSON.",
     )
     group.addoption(
         "--llm-cache-dir",
@@ -76,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
             cli_mode=config.getoption("llm_cache_mode"),
             cli_strict=config.getoption("llm_cache_strict"),
             cli_dir=_from_invocation_dir(config, config.getoption("llm_cache_dir")),
+            cli_prune=config.getoption("llm_cache_prune"),
+            cli_report=_from_invocation_dir(config, config.getoption("llm_cache_report")),
             env=os.environ,
             ini={name: config.getini(name) for name, *_ in _INI},
             rootpath=config.rootpath,
@@ -83,12 +102,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except OptionError as exc:
         raise pytest.UsageError(f"pytest-llmcache: {exc}") from None
     cache = getattr(config, "cache", None)
-    config.stash[_ENGINE] = Engine(
+    worker = getattr(config, "workerinput", None)
+    engine = config.stash[_ENGINE] = Engine(
         settings,
         parse_cache=cache.mkdir("llm-cache") if cache is not None else None,
         normalize=_normalizer(config),
         display_root=config.invocation_params.dir,
+        run_id=worker["testrunuid"] if worker else None,
     )
+    if worker is None and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_xdist.Controller(engine), "llm_cache_xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -158,17 +181,72 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     test = item.stash.get(_TEST, None)
-    if test is not None and test.messages and report.when == "call" and report.passed:
-        # The test caught our failure (a broad except); it must not pass on a missed call.
-        report.outcome = "failed"
-        report.longrepr = test.messages[0]
+    if test is not None and report.when == "call":
+        if test.messages and report.passed:
+            # The test caught our failure (a broad except); it must not pass on a missed call.
+            report.outcome = "failed"
+            report.longrepr = test.messages[0]
+        test.passed = report.passed
     return report
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    engine = config.stash.get(_ENGINE, None)
+    if engine is None or not engine.settings.prune:
+        return
+    folders = {
+        str(
+            cassette_path(
+                test_file=item.path,
+                nodeid=item.nodeid,
+                shared_name=None,
+                cassette_dir=engine.settings.cassette_dir,
+                rootpath=config.rootpath,
+            ).parent
+        )
+        for item in items
+    }
+    engine.stats.folders += sorted(folders - set(engine.stats.folders))
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        engine = items[0].config.stash.get(_ENGINE, None)
+        if engine is not None:
+            engine.stats.partial = True
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    engine = config.stash.get(_ENGINE, None)
+    if engine is None:
+        return
+    worker = getattr(config, "workeroutput", None)
+    if worker is not None:
+        worker["llm_cache"] = engine.stats.to_json()  # the controller reports for everyone
+        return
+    forget_run(engine.run_id)
+    complete = (
+        exitstatus == pytest.ExitCode.OK
+        and not session.shouldfail
+        and not session.shouldstop
+        and not config.getoption("keyword")
+        and not config.getoption("markexpr")
+        and not any("::" in arg for arg in config.args)
+    )
+    audit = finish_run(engine.settings, engine.stats, complete=complete)
+    config.stash[_AUDIT] = audit
+    if audit is not None and audit.unused and engine.settings.strict and not audit.pruned:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if engine.settings.report_path is not None:
+        _report.write_json(engine, audit, engine.settings.report_path)
+
+
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    engine = terminalreporter.config.stash.get(_ENGINE, None)
-    if engine is not None:
-        _report.write_summary(engine, terminalreporter)
+    config = terminalreporter.config
+    engine = config.stash.get(_ENGINE, None)
+    if engine is not None and not hasattr(config, "workerinput"):
+        _report.write_summary(engine, terminalreporter, config.stash.get(_AUDIT, None))
 
 
 def _from_invocation_dir(config: pytest.Config, path: str | None) -> str | None:

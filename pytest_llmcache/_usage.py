@@ -1,0 +1,84 @@
+"""Tokens a stored response used, read from its ``usage`` the way each provider reports it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Usage", "entry_usage", "price_of"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Input and output tokens of one call, and the model that served it."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+# Field names per provider: OpenAI chat and embeddings, OpenAI Responses and Anthropic,
+# Gemini's usageMetadata, Cohere v2's usage.tokens.
+_INPUT = ("prompt_tokens", "input_tokens", "promptTokenCount")
+_OUTPUT = ("completion_tokens", "output_tokens", "candidatesTokenCount")
+
+
+def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usage:
+    """The usage a stored exchange reports (zeros when it reports none)."""
+    body = response.get("body") or {}
+    documents: list[object] = []
+    if "json" in body:
+        documents.append(body["json"])
+    for chunk in body.get("chunks") or ():
+        for event in chunk.get("sse") or ():
+            documents.append(event.get("data"))
+    model = _model(request, documents)
+    input_tokens = output_tokens = 0
+    for document in documents:
+        for usage in _usage_blocks(document):
+            # Streams repeat cumulative counts (Anthropic's message_delta, usage chunks).
+            input_tokens = max(input_tokens, _first_int(usage, _INPUT))
+            output_tokens = max(output_tokens, _first_int(usage, _OUTPUT))
+    return Usage(model, input_tokens, output_tokens)
+
+
+def _usage_blocks(document: object) -> Iterable[Mapping[str, Any]]:
+    if not isinstance(document, Mapping):
+        return
+    for container in (document, document.get("message"), document.get("response")):
+        if isinstance(container, Mapping):
+            for name in ("usage", "usageMetadata"):
+                usage = container.get(name)
+                if isinstance(usage, Mapping):
+                    tokens = usage.get("tokens")
+                    yield tokens if isinstance(tokens, Mapping) else usage
+
+
+def _first_int(usage: Mapping[str, Any], names: tuple[str, ...]) -> int:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return 0
+
+
+def _model(request: Mapping[str, Any], documents: list[object]) -> str:
+    for document in documents:
+        if isinstance(document, Mapping):
+            for container in (document, document.get("message"), document.get("response")):
+                if isinstance(container, Mapping) and isinstance(container.get("model"), str):
+                    return str(container["model"])
+    request_body = (request.get("body") or {}).get("json")
+    if isinstance(request_body, Mapping) and isinstance(request_body.get("model"), str):
+        return str(request_body["model"])
+    return ""
+
+
+def price_of(usage: Usage, prices: Iterable[tuple[str, float, float]]) -> float | None:
+    """Dollars for ``usage``, priced by the longest model name that prefixes its model."""
+    matches = [p for p in prices if usage.model.startswith(p[0])]
+    if not matches:
+        return None
+    _, price_in, price_out = max(matches, key=lambda p: len(p[0]))
+    return (usage.input_tokens * price_in + usage.output_tokens * price_out) / 1_000_000

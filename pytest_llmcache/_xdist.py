@@ -1,0 +1,32 @@
+"""pytest-xdist: workers send their totals to the controller, which reports for the run."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ._stats import RunStats
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["Controller"]
+
+
+class Controller:
+    """Hooks of the xdist controller: adds up what each worker did."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        # Every worker of the run shares this id; the controller cleans up after it.
+        self.engine.run_id = node.workerinput["testrunuid"]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        data = getattr(node, "workeroutput", {}).get("llm_cache")
+        if data is not None:
+            self.engine.stats.merge(RunStats.from_json(data))
