@@ -21,6 +21,8 @@ __all__ = ["patch"]
 
 _MARK = "__llm_cache_guard__"
 _KNOWN = ("HTTPTransport", "AsyncHTTPTransport", "MockTransport", "ASGITransport", "WSGITransport")
+# Mocking libraries whose own transports answer in-process or hand on to a real one.
+_MOCKING_PACKAGES = frozenset({"respx", "pytest_httpx"})
 
 
 def patch(lib: ModuleType) -> Callable[[], None] | None:
@@ -37,9 +39,11 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         """The transport's name if it is one the cache cannot see into."""
         transport_for_url = getattr(client, "_transport_for_url", None)
         transport = transport_for_url(request.url) if transport_for_url else None
+        cls = type(transport)
         if transport is None or isinstance(transport, known):
             return None
-        cls = type(transport)
+        if cls.__module__.partition(".")[0] in _MOCKING_PACKAGES:
+            return None
         return f"{cls.__module__}.{cls.__qualname__}"
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
