@@ -295,6 +295,17 @@ def parse(path: Path) -> list[Entry]:
 
 def validate(data: object, path: Path) -> list[Entry]:
     """Check the structure of a parsed cassette and build its entries."""
+    if isinstance(data, dict) and "interactions" in data:
+        raise CassetteError(
+            f"{path}: a vcrpy / pytest-recording cassette, not a pytest-llmcache one; convert "
+            f"it (llm-cache import-vcr {path} DEST) or move it away before recording"
+        )
+    if isinstance(data, dict) and set(data) - {"version", "entries"}:
+        unknown = ", ".join(sorted(map(str, set(data) - {"version", "entries"})))
+        raise CassetteError(
+            f"{path}: unknown top-level field(s) {unknown}; a cassette holds only "
+            "'version' and 'entries'"
+        )
     if not isinstance(data, dict) or "version" not in data:
         raise CassetteError(
             f"{path}: not a pytest-llmcache cassette (no 'version' at the top); "

@@ -98,9 +98,11 @@ def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes
     body = request.body
     if not body:
         return b""
-    content_type = (request.header("content-type") or "").lower()
+    raw_type = request.header("content-type") or ""
+    content_type = raw_type.lower()
     if content_type.startswith("multipart/"):
-        return _normalize_boundary(body, content_type)
+        # The boundary's own case matters: it is found in the body as sent.
+        return _normalize_boundary(body, raw_type)
     if body[:1] in (b"{", b"[") or "json" in content_type:
         try:
             # 0 and 0.0 are the same JSON number and get the same answer.

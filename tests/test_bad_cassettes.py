@@ -40,8 +40,19 @@ def drop_response(text: str) -> str:
         (lambda text: text.replace("version: 1", "version: 99"), "cassette version 99"),
         (lambda text: "- just\n- a list\n", "not a pytest-llmcache cassette"),
         (lambda text: text.replace("status: 200", "status: ok"), "integer 'status'"),
+        (
+            lambda text: "interactions:\n- request: {uri: 'http://x'}\nversion: 1\n",
+            "a vcrpy / pytest-recording cassette",
+        ),
     ],
-    ids=["truncated", "entry-without-response", "unknown-version", "not-ours", "bad-status"],
+    ids=[
+        "truncated",
+        "entry-without-response",
+        "unknown-version",
+        "not-ours",
+        "bad-status",
+        "vcrpy",
+    ],
 )
 @pytest.mark.parametrize("mode", ["replay", "auto", "record"])
 def test_a_damaged_cassette_fails_the_test_and_is_left_untouched(

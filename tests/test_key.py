@@ -372,3 +372,17 @@ def test_json_with_lone_surrogate_escape_has_a_key() -> None:
     b = post(b'{"content": "\\ud83d"}')
     assert key(a) == key(b)
     assert key(a) != key(post(b'{"content":"\\ud83e"}'))
+
+
+def test_a_mixed_case_multipart_boundary_is_normalized() -> None:
+    def upload(boundary: str) -> Request:
+        body = (
+            f'--{boundary}\r\ncontent-disposition: form-data; name="f"\r\n\r\nabc\r\n'
+            f"--{boundary}--\r\n"
+        ).encode()
+        content_type = f"multipart/form-data; boundary={boundary}"
+        return Request("POST", "http://x/upload", (("content-type", content_type),), body)
+
+    assert request_key(upload("WebKitFormBoundaryAbC123")) == request_key(
+        upload("WebKitFormBoundaryXyZ789")
+    )
