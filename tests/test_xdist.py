@@ -68,9 +68,7 @@ def test_anthropic_stream():
 
 
 @pytest.mark.parametrize("workers", [["-p", "xdist", "-n", "2"], []], ids=["n2", "serial"])
-def test_the_summary_and_json_report_add_up_every_worker(
-    suite: Suite, workers: list[str]
-) -> None:
+def test_the_summary_and_json_report_add_up_every_worker(suite: Suite, workers: list[str]) -> None:
     suite.write("test_savings.py", SAVINGS)
     suite.write(
         "pytest.ini",
