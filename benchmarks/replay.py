@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from pytest_llmcache import _adapters
 from pytest_llmcache._engine import Engine
@@ -112,7 +113,7 @@ def per_call(run: Callable[[int], None], calls: int, rounds: int) -> float:
     return statistics.median(samples)
 
 
-def messages(i: int) -> list[dict[str, str]]:
+def messages(i: int) -> list[ChatCompletionMessageParam]:
     return [{"role": "user", "content": f"question number {i}"}]
 
 
@@ -152,26 +153,18 @@ def main() -> None:
         max_retries=0,
         http_client=httpx2.Client(transport=httpx2.MockTransport(mock_handler)),
     )
-    replay_client = openai.OpenAI(
-        api_key="sk-bench", base_url="http://127.0.0.1:9/v1", max_retries=0
-    )
-    # Both clients warm up (pydantic models, imports) before anything is timed.
-    floor_client.chat.completions.create(model="gpt-4o-mini", messages=messages(0))
-
     with tempfile.TemporaryDirectory() as tmp, local_server() as url:
         root = Path(tmp)
+        # Replay goes through the client's real transport, with the URL it was recorded at.
         live_client = openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0)
         for size in (10, 2000):
             path = root / f"chat_{size}.yaml"
-            # Record against the loopback server, then replay from the file (its URL).
-            live = openai.OpenAI(api_key="sk-bench", base_url=url, max_retries=0)
             record(url, path, size)
-            replay_client = live
             with cache(Mode.REPLAY, path):
-                replay_client.chat.completions.create(model="gpt-4o-mini", messages=messages(0))
+                live_client.chat.completions.create(model="gpt-4o-mini", messages=messages(0))
 
                 def replay(i: int, size: int = size) -> None:
-                    replay_client.chat.completions.create(
+                    live_client.chat.completions.create(
                         model="gpt-4o-mini", messages=messages(i % size)
                     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _slots(cassette: Cassette) -> list[tuple[str, int, int]]:
     return slots
 
 
-def audit(stats: RunStats) -> Audit:
+def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> Audit:
     """Find the entries of this run's cassettes that no passing test used."""
     result = Audit()
     for path in sorted(stats.owned):
@@ -45,7 +46,7 @@ def audit(stats: RunStats) -> Audit:
         if not file.exists():
             continue
         try:
-            cassette = Cassette.load(file)
+            cassette = read(file)
         except CassetteError as exc:
             result.errors.append(str(exc))
             continue
@@ -102,14 +103,21 @@ def _is_cassette(file: Path) -> bool:
     return True
 
 
-def finish_run(settings: Settings, stats: RunStats, *, complete: bool) -> Audit | None:
+def finish_run(
+    settings: Settings,
+    stats: RunStats,
+    *,
+    complete: bool,
+    read: Callable[[Path], Cassette] = Cassette.load,
+) -> Audit | None:
     """The end-of-run audit: unused entries, and pruning them after a complete run.
 
     ``record`` rewrote every cassette it touched, so nothing in them can be unused.
+    ``read`` gives a cassette as it is on disk (the run may have it in memory already).
     """
     if settings.mode in (Mode.RECORD, Mode.OFF) or not stats.owned:
         return None
-    result = audit(stats)
+    result = audit(stats, read)
     if settings.prune and complete and not stats.partial:
         prune(stats, result)
     return result

@@ -128,6 +128,13 @@ class Engine:
             self._cassettes[path] = cassette
         return cassette
 
+    def on_disk(self, path: Path) -> Cassette:
+        """The cassette as the file holds it now, without reading it again if possible."""
+        cassette = self._cassettes.get(path)
+        if cassette is not None and not cassette.dirty and self.settings.mode is not Mode.RECORD:
+            return cassette
+        return Cassette.load(path, self._parse_cache)
+
     def count_replay(self, entry: Entry) -> None:
         """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
         usage = self._usage.get(id(entry))

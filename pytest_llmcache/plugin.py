@@ -234,7 +234,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         and not config.getoption("markexpr")
         and not any("::" in arg for arg in config.args)
     )
-    audit = finish_run(engine.settings, engine.stats, complete=complete)
+    audit = finish_run(engine.settings, engine.stats, complete=complete, read=engine.on_disk)
     config.stash[_AUDIT] = audit
     if audit is not None and audit.unused and engine.settings.strict and not audit.pruned:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
