@@ -142,10 +142,11 @@ def main() -> None:
     args = parser.parse_args()
     calls, rounds = args.calls, args.rounds
 
+    # The floor answers with prepared bytes: no parsing, no lookup, nothing to beat.
+    prepared = completion("question number 0")
+
     def mock_handler(request: httpx2.Request) -> httpx2.Response:
-        content = json.loads(request.content)["messages"][-1]["content"]
-        return httpx2.Response(200, content=completion(content),
-                               headers={"content-type": "application/json"})
+        return httpx2.Response(200, content=prepared, headers={"content-type": "application/json"})
 
     floor_client = openai.OpenAI(
         api_key="sk-bench",
@@ -203,21 +204,29 @@ def main() -> None:
         # A 200-chunk stream: replayed vs the same chunks from MockTransport.
         events = stream_events(200)
 
+        class Chunks(httpx2.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                return iter(events)
+
         def stream_handler(request: httpx2.Request) -> httpx2.Response:
+            # The same 200 chunks, from memory: what a replay cannot beat.
             return httpx2.Response(
-                200, stream=httpx2.ByteStream(b"".join(events)),
-                headers={"content-type": "text/event-stream"},
+                200, stream=Chunks(), headers={"content-type": "text/event-stream"}
             )
 
         stream_floor = openai.OpenAI(
-            api_key="sk-bench", base_url="http://127.0.0.1:9/v1", max_retries=0,
+            api_key="sk-bench",
+            base_url="http://127.0.0.1:9/v1",
+            max_retries=0,
             http_client=httpx2.Client(transport=httpx2.MockTransport(stream_handler)),
         )
         stream_path = root / "stream.yaml"
         with cache(Mode.RECORD, stream_path):
-            chunks = list(live_client.chat.completions.create(
-                model="gpt-4o-mini", messages=messages(0), stream=True
-            ))
+            chunks = list(
+                live_client.chat.completions.create(
+                    model="gpt-4o-mini", messages=messages(0), stream=True
+                )
+            )
         assert len(chunks) == 200
 
         def read_stream(client: openai.OpenAI) -> Callable[[int], None]:
@@ -226,6 +235,7 @@ def main() -> None:
                     model="gpt-4o-mini", messages=messages(0), stream=True
                 ):
                     pass
+
             return run
 
         stream_calls = max(calls // 20, 20)
