@@ -1,0 +1,114 @@
+"""Tokens read from stored responses, per provider shape, and the user's price table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_llmcache._settings import OptionError, parse_prices
+from pytest_llmcache._usage import Usage, entry_usage, price_of
+
+REQUEST: dict[str, Any] = {"body": {"json": {"model": "from-request"}}}
+
+
+def json_response(body: object) -> dict[str, Any]:
+    return {"status": 200, "body": {"json": body}}
+
+
+def sse_response(*events: object) -> dict[str, Any]:
+    return {"status": 200, "body": {"chunks": [{"sse": [{"data": e}]} for e in events]}}
+
+
+CASES: list[tuple[str, dict[str, Any], Usage]] = [
+    (
+        "openai chat",
+        json_response({"model": "gpt-x", "usage": {"prompt_tokens": 11, "completion_tokens": 7}}),
+        Usage("gpt-x", 11, 7),
+    ),
+    (
+        "openai embeddings",
+        json_response({"model": "emb", "usage": {"prompt_tokens": 5, "total_tokens": 5}}),
+        Usage("emb", 5, 0),
+    ),
+    (
+        "openai responses",
+        json_response({"model": "gpt-r", "usage": {"input_tokens": 9, "output_tokens": 4}}),
+        Usage("gpt-r", 9, 4),
+    ),
+    (
+        "anthropic message",
+        json_response({"model": "claude", "usage": {"input_tokens": 3, "output_tokens": 8}}),
+        Usage("claude", 3, 8),
+    ),
+    (
+        "openai stream with a usage chunk",
+        sse_response(
+            {"model": "gpt-s", "choices": [{"delta": {"content": "a"}}]},
+            {
+                "model": "gpt-s",
+                "choices": [],
+                "usage": {"prompt_tokens": 4, "completion_tokens": 2},
+            },
+            "[DONE]",
+        ),
+        Usage("gpt-s", 4, 2),
+    ),
+    (
+        "anthropic stream",
+        sse_response(
+            {
+                "type": "message_start",
+                "message": {"model": "claude-s", "usage": {"input_tokens": 6, "output_tokens": 1}},
+            },
+            {"type": "content_block_delta", "delta": {"text": "hi"}},
+            {"type": "message_delta", "usage": {"output_tokens": 12}},
+        ),
+        Usage("claude-s", 6, 12),
+    ),
+    (
+        "responses stream",
+        sse_response(
+            {"type": "response.created", "response": {"model": "gpt-rs"}},
+            {
+                "type": "response.completed",
+                "response": {"model": "gpt-rs", "usage": {"input_tokens": 2, "output_tokens": 3}},
+            },
+        ),
+        Usage("gpt-rs", 2, 3),
+    ),
+    (
+        "gemini",
+        json_response({"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 5}}),
+        Usage("from-request", 7, 5),
+    ),
+    (
+        "cohere v2",
+        json_response({"usage": {"tokens": {"input_tokens": 10, "output_tokens": 20}}}),
+        Usage("from-request", 10, 20),
+    ),
+    ("no usage", json_response({"id": "x"}), Usage("from-request", 0, 0)),
+    ("text body", {"status": 200, "body": {"text": "plain"}}, Usage("from-request", 0, 0)),
+]
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_usage_is_read_from_each_provider_shape(response: dict[str, Any], expected: Usage) -> None:
+    assert entry_usage(REQUEST, response) == expected
+
+
+def test_prices_apply_by_longest_model_prefix() -> None:
+    prices = parse_prices(["gpt-4o 2.5 10", "gpt-4o-mini 0.15 0.60", "# a comment", ""])
+    assert price_of(Usage("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000), prices) == (
+        pytest.approx(0.75)
+    )
+    assert price_of(Usage("gpt-4o-2024-08-06", 2_000_000, 0), prices) == pytest.approx(5.0)
+    assert price_of(Usage("claude", 1, 1), prices) is None
+
+
+@pytest.mark.parametrize("line", ["gpt-4o 2.5", "gpt-4o cheap 10", "a b c d"])
+def test_a_bad_price_line_names_the_option(line: str) -> None:
+    with pytest.raises(OptionError, match=r"llm_cache_prices: .* is not '<model>"):
+        parse_prices([line])
