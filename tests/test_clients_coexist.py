@@ -25,6 +25,7 @@ import openai
 import requests
 import responses
 import respx
+import vcr.patch  # vcrpy keeps its copies of the transports before the cache is installed
 
 WEATHER = "https://weather.example/today"
 

@@ -18,6 +18,8 @@ _ADAPTERS: tuple[tuple[str, str], ...] = (
     ("httpx2", "._guard"),
     ("requests", "._requests"),
     ("aiohttp", "._aiohttp"),
+    # Last: it follows the methods patched above.
+    ("vcr", "._vcrpy"),
 )
 
 _undo: list[Undo] = []
