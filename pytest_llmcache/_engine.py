@@ -135,13 +135,15 @@ class Engine:
             return cassette
         return Cassette.load(path, self._parse_cache)
 
-    def count_replay(self, entry: Entry) -> None:
+    def count_replay(self, entry: Entry, *, expired: bool, test: TestCache) -> None:
         """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
         usage = self._usage.get(id(entry))
         if usage is None:
             usage = self._usage[id(entry)] = entry_usage(entry.request, entry.response)
         with self._lock:
             self.stats.add_saving(usage, entry.duration)
+            if expired:
+                self.stats.expired_entries.append([str(test.path), entry.key, test.nodeid])
 
     def previous(self, path: Path) -> Cassette | None:
         """In ``record`` mode, what the file held before this run."""
@@ -217,11 +219,9 @@ class TestCache:
                     self.counts.replayed += 1
                     self.counts.expired += expired
                     self.used.append((key, slot))
-                self.engine.count_replay(entry)
-                if expired:
-                    self.engine.stats.expired_entries.append([str(self.path), key, self.nodeid])
-                    if self.engine.settings.strict:
-                        self._fail(self._expired_message(request, entry.recorded_at))
+                self.engine.count_replay(entry, expired=expired, test=self)
+                if expired and self.engine.settings.strict:
+                    self._fail(self._expired_message(request, entry))
                 return entry.to_response()
         if self.mode is Mode.AUTO:
             return Recording(self, key, occurrence, request, raw)
@@ -324,11 +324,11 @@ class TestCache:
             f"  or record only what is missing: {self._command('auto')}"
         )
 
-    def _expired_message(self, request: Request, recorded_at: str) -> str:
-        ttl = self.options.ttl
+    def _expired_message(self, request: Request, entry: Entry) -> str:
         return (
             f"pytest-llmcache: expired entry for {request.method} {request.url} "
-            f"(recorded {recorded_at}, ttl {ttl:g}s) and --llm-cache-strict is on\n"
+            f"(recorded {entry.recorded_at}, ttl {entry.ttl or 0:g}s) and --llm-cache-strict "
+            "is on\n"
             f"  test:     {self.nodeid}\n"
             f"  cassette: {self.engine.display(self.path)}\n"
             f"  refresh it: {self._command('auto')}"
