@@ -138,26 +138,29 @@ def _stream_classes(lib: Any) -> _Streams:
             self._iterator = self._produce()
 
         def _produce(self) -> Iterator[bytes]:
+            # Held here, not only by the loop: leaving the loop must not drop (and so close)
+            # the live stream while the rest of it is still to be read.
+            chunks = iter(self._inner)
             try:
-                for chunk in self._inner:
+                for chunk in chunks:
                     self._recording.add(chunk)
                     yield chunk
             except GeneratorExit:
                 # A reader that returns at its end-of-stream event (mistral's [DONE]) drops
                 # the byte iterators, which closes this one before the response is closed:
                 # the rest of the body still belongs in the recording.
-                self._drain()
+                self._drain(chunks)
                 raise
             except Exception:
                 self._recording.finish_failed()
                 raise
             self._recording.finish(self._status, self._headers)
 
-        def _drain(self) -> None:
+        def _drain(self, chunks: Iterator[bytes]) -> None:
             if self._recording.done:
                 return
             try:
-                for chunk in self._inner:
+                for chunk in chunks:
                     self._recording.add(chunk)
             except Exception:
                 self._recording.finish_failed()
