@@ -102,8 +102,9 @@ def encode_chunks(chunks: Iterable[bytes]) -> list[StoredBody]:
         text = _utf8(chunk)
         if text is None:
             stored.append({"base64": base64.b64encode(chunk).decode("ascii")})
-        elif (events := _sse_events(text)) is not None:
-            stored.append({"sse": events})
+        elif (parsed := _sse_events(text)) is not None:
+            events, eol = parsed
+            stored.append({"sse": events} if eol == "\n" else {"sse": events, "eol": "crlf"})
         else:
             stored.append({"text": text})
     return stored
@@ -141,6 +142,8 @@ def _chunk_problem(item: object) -> str | None:
         events = item["sse"]
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             return "sse must be a list of events"
+        if item.get("eol", "crlf") != "crlf":
+            return f"eol must be 'crlf' (or absent for \\n), got {item['eol']!r}"
         return None
     if "text" in item:
         return None if isinstance(item["text"], str) else "text must be a string"
@@ -158,7 +161,8 @@ def decode_chunks(stored: Sequence[StoredBody]) -> list[bytes]:
     chunks: list[bytes] = []
     for item in stored:
         if "sse" in item:
-            chunks.append(_render_sse(item["sse"]).encode())
+            eol = "\r\n" if item.get("eol") == "crlf" else "\n"
+            chunks.append(_render_sse(item["sse"], eol).encode())
         elif "text" in item:
             chunks.append(str(item["text"]).encode())
         else:
@@ -197,20 +201,27 @@ def _encodable(value: object) -> bool:
     return True
 
 
-def _sse_events(text: str) -> list[dict[str, object]] | None:
-    """Parse whole SSE events; ``None`` unless rendering them back gives ``text`` exactly."""
-    if not text.endswith("\n\n") or "\r" in text:
+def _sse_events(text: str) -> tuple[list[dict[str, object]], str] | None:
+    """Parse whole SSE events and their line ending (``\n``, or ``\r\n`` as Gemini sends).
+
+    ``None`` unless rendering them back gives ``text`` exactly.
+    """
+    eol = "\r\n" if "\r\n" in text else "\n"
+    if "\r" in text.replace("\r\n", "") or (eol == "\r\n" and "\n" in text.replace("\r\n", "")):
+        return None
+    end = eol * 2
+    if not text.endswith(end):
         return None
     events: list[dict[str, object]] = []
-    for block in text[:-2].split("\n\n"):
+    for block in text[: -len(end)].split(end):
         event: dict[str, object] = {}
-        for line in block.split("\n"):
+        for line in block.split(eol):
             name, sep, value = line.partition(": ")
             if not sep or not name or name in event or ":" in name:
                 return None
             event[name] = _sse_data(value) if name == "data" else value
         events.append(event)
-    return events if _render_sse(events) == text else None
+    return (events, eol) if _render_sse(events, eol) == text else None
 
 
 def _sse_data(value: str) -> object:
@@ -224,13 +235,13 @@ def _sse_data(value: str) -> object:
     return value
 
 
-def _render_sse(events: Sequence[dict[str, object]]) -> str:
+def _render_sse(events: Sequence[dict[str, object]], eol: str = "\n") -> str:
     dump = _JSON_STYLES[_DEFAULT_STYLE]
     parts = []
     for event in events:
         for name, value in event.items():
-            parts.append(f"{name}: {value if isinstance(value, str) else dump(value)}\n")
-        parts.append("\n")
+            parts.append(f"{name}: {value if isinstance(value, str) else dump(value)}{eol}")
+        parts.append(eol)
     return "".join(parts)
 
 

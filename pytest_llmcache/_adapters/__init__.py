@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from collections.abc import Callable
 
 __all__ = ["install", "installed", "uninstall"]
 
 Undo = Callable[[], None]
 
-# (module to import, adapter module, function that patches it)
-_ADAPTERS: tuple[tuple[str, str], ...] = (
-    ("httpx", "._httpx"),
-    ("httpx2", "._httpx"),
-    ("httpx", "._guard"),
-    ("httpx2", "._guard"),
-    ("requests", "._requests"),
-    ("aiohttp", "._aiohttp"),
-    # Last: it follows the methods patched above.
-    ("vcr", "._vcrpy"),
+# (library, adapter module, patch it only if the library is imported already)
+_ADAPTERS: tuple[tuple[str, str, bool], ...] = (
+    ("httpx", "._httpx", False),
+    ("httpx2", "._httpx", False),
+    ("httpx", "._guard", False),
+    ("httpx2", "._guard", False),
+    ("requests", "._requests", False),
+    ("aiohttp", "._aiohttp", False),
+    # Last: it follows the methods patched above. vcrpy imported later copies the patched
+    # methods by itself, so an installed but unused vcrpy is never imported here.
+    ("vcr", "._vcrpy", True),
 )
 
 _undo: list[Undo] = []
@@ -32,7 +34,9 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    for library, adapter in _ADAPTERS:
+    for library, adapter, only_if_imported in _ADAPTERS:
+        if only_if_imported and library not in sys.modules:
+            continue
         if importlib.util.find_spec(library) is None:
             continue
         module = importlib.import_module(adapter, __name__)
