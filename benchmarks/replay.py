@@ -11,13 +11,14 @@ of recording a live call. Nothing here is a test: run it apart from the suite.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -103,14 +104,34 @@ def local_server() -> Iterator[str]:
 
 
 def per_call(run: Callable[[int], None], calls: int, rounds: int) -> float:
-    """Median over ``rounds`` of the mean seconds per call."""
+    """Fastest over ``rounds`` of the mean seconds per call (the least disturbed round)."""
     samples = []
     for _ in range(rounds):
+        gc.collect()
         start = time.perf_counter()
         for i in range(calls):
             run(i)
         samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
+    return min(samples)
+
+
+def interleaved(
+    replay: Callable[[int], None],
+    floor: Callable[[int], None],
+    activate: Callable[[], AbstractContextManager[object]],
+    calls: int,
+    rounds: int,
+) -> tuple[float, float]:
+    """Replay and floor timed in alternating rounds, so both see the same machine.
+
+    The cache is active only around the replay rounds: the floor pays nothing for it.
+    """
+    replayed, floored = [], []
+    for _ in range(rounds):
+        with activate():
+            replayed.append(per_call(replay, calls, 1))
+        floored.append(per_call(floor, calls, 1))
+    return min(replayed), min(floored)
 
 
 def messages(i: int) -> list[ChatCompletionMessageParam]:
@@ -118,8 +139,11 @@ def messages(i: int) -> list[ChatCompletionMessageParam]:
 
 
 @contextmanager
-def cache(mode: Mode, path: Path, parse_cache: Path | None = None) -> Iterator[Engine]:
-    engine = Engine(Settings(mode=mode), parse_cache=parse_cache)
+def cache(
+    mode: Mode, path: Path, parse_cache: Path | None = None, engine: Engine | None = None
+) -> Iterator[Engine]:
+    """One test's worth of caching; pass ``engine`` to stay in the same run."""
+    engine = engine or Engine(Settings(mode=mode), parse_cache=parse_cache)
     _adapters.install()
     test = engine.begin("bench::replay", TestOptions(), path)
     try:
@@ -164,19 +188,21 @@ def main() -> None:
             with cache(Mode.REPLAY, path):
                 live_client.chat.completions.create(model="gpt-4o-mini", messages=messages(0))
 
-                def replay(i: int, size: int = size) -> None:
-                    live_client.chat.completions.create(
-                        model="gpt-4o-mini", messages=messages(i % size)
-                    )
-
-                replayed = per_call(replay, calls, rounds)
+            def replay(i: int, size: int = size) -> None:
+                live_client.chat.completions.create(
+                    model="gpt-4o-mini", messages=messages(i % size)
+                )
 
             def floor(i: int, size: int = size) -> None:
                 floor_client.chat.completions.create(
                     model="gpt-4o-mini", messages=messages(i % size)
                 )
 
-            floor_cost = per_call(floor, calls, rounds)
+            # One run: the cassette is read once, as in a suite, then replayed round by round.
+            run = Engine(Settings(mode=Mode.REPLAY))
+            replayed, floor_cost = interleaved(
+                replay, floor, partial(cache, Mode.REPLAY, path, engine=run), calls, rounds
+            )
             print(
                 f"chat, {size:>5} entries: replay {replayed * 1e3:.3f} ms/call, "
                 f"floor {floor_cost * 1e3:.3f} ms/call, ratio {replayed / floor_cost:.2f}x"
@@ -239,9 +265,13 @@ def main() -> None:
             return run
 
         stream_calls = max(calls // 20, 20)
-        floor_stream = per_call(read_stream(stream_floor), stream_calls, rounds)
-        with cache(Mode.REPLAY, stream_path):
-            replay_stream = per_call(read_stream(live_client), stream_calls, rounds)
+        replay_stream, floor_stream = interleaved(
+            read_stream(live_client),
+            read_stream(stream_floor),
+            partial(cache, Mode.REPLAY, stream_path, engine=Engine(Settings(mode=Mode.REPLAY))),
+            stream_calls,
+            rounds,
+        )
         print(
             f"stream of 200 chunks: replay {replay_stream * 1e3:.3f} ms, floor "
             f"{floor_stream * 1e3:.3f} ms, added {(replay_stream - floor_stream) * 1e3:+.3f} ms"
@@ -252,9 +282,15 @@ def main() -> None:
             live_client.chat.completions.create(model="gpt-4o-mini", messages=messages(i))
 
         live_calls = max(calls // 10, 50)
-        plain = per_call(live_call, live_calls, rounds)
-        with cache(Mode.RECORD, root / "overhead.yaml"):
-            recording = per_call(live_call, live_calls, rounds)
+        recording, plain = interleaved(
+            live_call,
+            live_call,
+            partial(
+                cache, Mode.RECORD, root / "overhead.yaml", engine=Engine(Settings(Mode.RECORD))
+            ),
+            live_calls,
+            rounds,
+        )
         print(
             f"live call on loopback: {plain * 1e3:.3f} ms plain, {recording * 1e3:.3f} ms "
             f"recording ({(recording / plain - 1) * 100:+.1f}%)"

@@ -130,8 +130,13 @@ class Entry:
 class Cassette:
     """The entries of one file, indexed by key; each key holds its responses in call order."""
 
-    def __init__(self, path: Path, entries: list[Entry] | None = None) -> None:
+    def __init__(
+        self, path: Path, entries: list[Entry] | None = None, *, parse_cache: Path | None = None
+    ) -> None:
         self.path = path
+        self._parse_cache = parse_cache
+        self._stamp: tuple[int, ...] | None = None
+        """Inode, size and mtime of the file when last read or written here (None: never)."""
         self.entries: list[Entry] = []
         self._index: dict[str, list[Entry]] = {}
         self._changes: list[tuple[int, Entry]] = []
@@ -190,26 +195,25 @@ class Cassette:
         the file's size and modification time, so an unchanged cassette is not parsed as
         YAML again on the next run.
         """
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            return cls(path)
-        except OSError as exc:
-            raise CassetteError(f"{path}: cannot read cassette: {exc.strerror}") from None
-        stamp = [stat.st_size, stat.st_mtime_ns]
+        stamp = _stamp_of(path)
+        if stamp == _MISSING:
+            cassette = cls(path, parse_cache=parse_cache)
+            cassette._stamp = stamp
+            return cassette
         cached = _cache_file(parse_cache, path)
+        entries: list[Entry] | None = None
         if cached is not None:
             # A stale, foreign or damaged cache is only a slower load, never an error.
             with contextlib.suppress(OSError, ValueError, LookupError, TypeError, AttributeError):
                 saved = json.loads(cached.read_text("utf-8"))
-                if saved.get("stamp") == stamp:
-                    return cls(path, [Entry.from_data(e) for e in saved["entries"]])
-        entries = parse(path)
-        if cached is not None:
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                data = {"stamp": stamp, "entries": [e.to_data() for e in entries]}
-                _atomic_write(cached, json.dumps(data, separators=(",", ":")))
-        return cls(path, entries)
+                if saved.get("stamp") == list(stamp):
+                    entries = [Entry.from_data(e) for e in saved["entries"]]
+        if entries is None:
+            entries = parse(path)
+            _save_parsed(cached, stamp, entries)
+        cassette = cls(path, entries, parse_cache=parse_cache)
+        cassette._stamp = stamp
+        return cassette
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -242,7 +246,14 @@ class Cassette:
         if not self.dirty:
             return False
         with cassette_lock(self.path):
-            base = [] if fresh() else Cassette.load(self.path, parse_cache).entries
+            if fresh():
+                base: list[Entry] = []
+            elif _stamp_of(self.path) == self._stamp:
+                # Nobody wrote the file since this process read it: what is in memory is
+                # already the merged result.
+                return self._write()
+            else:
+                base = Cassette.load(self.path, parse_cache).entries
             merged = Cassette(self.path, base)
             for occurrence, entry in self._changes:
                 merged.put(occurrence, entry)
@@ -269,6 +280,9 @@ class Cassette:
             raise CassetteError(
                 f"{self.path}: cannot write cassette: {exc.strerror or exc}"
             ) from None
+        self._stamp = _stamp_of(self.path)
+        # The next run reads what was just written without parsing YAML.
+        _save_parsed(_cache_file(self._parse_cache, self.path), self._stamp, self.entries)
         return True
 
 
@@ -361,6 +375,32 @@ def validate(data: object, path: Path) -> list[Entry]:
             ) from None
         built.append(entry)
     return built
+
+
+_MISSING = (-1, -1, -1)
+
+
+def _stamp_of(path: Path) -> tuple[int, ...]:
+    """Inode, size and modification time of ``path``, or ``_MISSING``.
+
+    Every write replaces the file with a new one, so the inode tells two writes apart even
+    within one tick of a coarse modification time.
+    """
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as exc:
+        raise CassetteError(f"{path}: cannot read cassette: {exc.strerror}") from None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _save_parsed(cached: Path | None, stamp: tuple[int, ...], entries: list[Entry]) -> None:
+    """Keep a JSON copy of parsed entries in the parse cache (best effort)."""
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            data = {"stamp": list(stamp), "entries": [e.to_data() for e in entries]}
+            _atomic_write(cached, json.dumps(data, separators=(",", ":")))
 
 
 def _cache_file(folder: Path | None, path: Path) -> Path | None:

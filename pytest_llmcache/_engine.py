@@ -124,7 +124,7 @@ class Engine:
             cassette = Cassette.load(path, self._parse_cache)
             if self.settings.mode is Mode.RECORD:
                 self._previous[path] = cassette
-                cassette = Cassette(path)
+                cassette = Cassette(path, parse_cache=self._parse_cache)
             self._cassettes[path] = cassette
         return cassette
 
@@ -213,7 +213,7 @@ class TestCache:
             if answers:
                 entry, slot = answers[-1], len(answers) - 1
         if entry is not None:
-            expired = entry.is_expired(datetime.now(timezone.utc))
+            expired = entry.ttl is not None and entry.is_expired(datetime.now(timezone.utc))
             if not expired or self.mode is Mode.REPLAY:
                 with self._lock:
                     self.counts.replayed += 1
