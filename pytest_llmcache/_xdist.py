@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from ._stats import RunStats
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -17,16 +16,16 @@ __all__ = ["Controller"]
 class Controller:
     """Hooks of the xdist controller: adds up what each worker did."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Callable[[], Engine]) -> None:
         self.engine = engine
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        # Every worker of the run shares this id; the controller cleans up after it.
-        self.engine.run_id = node.workerinput["testrunuid"]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         data = getattr(node, "workeroutput", {}).get("llm_cache")
         if data is not None:
-            self.engine.stats.merge(RunStats.from_json(data))
+            from ._stats import RunStats
+
+            engine = self.engine()
+            # Every worker of the run shares this id; the controller cleans up after it.
+            engine.run_id = node.workerinput["testrunuid"]
+            engine.stats.merge(RunStats.from_json(data))

@@ -1,4 +1,9 @@
-"""pytest hooks and fixtures; each hands off at once to the module that owns the idea."""
+"""pytest hooks and fixtures; each hands off at once to the module that owns the idea.
+
+Only the settings are read at start-up. The cache itself (engine, cassettes, YAML, the HTTP
+adapters) is imported when the first cached test runs, so a suite, or a run, without cached
+tests pays next to nothing for the plugin.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,24 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from . import _adapters, _hooks, _report, _xdist
-from ._audit import Audit, finish_run
-from ._engine import Engine, TestCache
-from ._exchange import Request
-from ._lock import forget_run
+from . import _hooks
 from ._paths import cassette_path
-from ._settings import Mode, OptionError, resolve_settings, resolve_test_options
+from ._settings import Mode, OptionError, Settings, resolve_settings, resolve_test_options
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
-_ENGINE = pytest.StashKey[Engine]()
-_TEST = pytest.StashKey[TestCache]()
-_AUDIT = pytest.StashKey[Audit | None]()
+    from ._audit import Audit
+    from ._engine import Engine, TestCache
+    from ._exchange import Request
+
+_SETTINGS = pytest.StashKey[Settings]()
+_ENGINE: pytest.StashKey[Engine] = pytest.StashKey()
+_TEST: pytest.StashKey[TestCache] = pytest.StashKey()
+_AUDIT: pytest.StashKey[Audit | None] = pytest.StashKey()
+_PRUNE_FOLDERS = pytest.StashKey[set[str]]()
+_PARTIAL = pytest.StashKey[bool]()
+_ACTIVATION = "_llm_cache_activation"
 
 _IniType = Literal["string", "bool", "linelist"]
 _INI: tuple[tuple[str, _IniType, str, Any], ...] = (
@@ -89,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "(pytest-llmcache).",
     )
     try:
-        settings = resolve_settings(
+        config.stash[_SETTINGS] = resolve_settings(
             cli_mode=config.getoption("llm_cache_mode"),
             cli_strict=config.getoption("llm_cache_strict"),
             cli_dir=_from_invocation_dir(config, config.getoption("llm_cache_dir")),
@@ -101,45 +110,64 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except OptionError as exc:
         raise pytest.UsageError(f"pytest-llmcache: {exc}") from None
-    cache = getattr(config, "cache", None)
-    worker = getattr(config, "workerinput", None)
-    engine = config.stash[_ENGINE] = Engine(
-        settings,
-        parse_cache=cache.mkdir("llm-cache") if cache is not None else None,
-        normalize=_normalizer(config),
-        display_root=config.invocation_params.dir,
-        run_id=worker["testrunuid"] if worker else None,
-    )
-    if worker is None and config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(_xdist.Controller(engine), "llm_cache_xdist")
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
+        from ._xdist import Controller
+
+        config.pluginmanager.register(Controller(lambda: _engine(config)), "llm_cache_xdist")
+
+
+def _engine(config: pytest.Config) -> Engine:
+    """The run's engine, made when the first cached test needs it."""
+    engine = config.stash.get(_ENGINE, None)
+    if engine is None:
+        from ._engine import Engine
+
+        cache = getattr(config, "cache", None)
+        worker = getattr(config, "workerinput", None)
+        engine = config.stash[_ENGINE] = Engine(
+            config.stash[_SETTINGS],
+            parse_cache=cache.mkdir("llm-cache") if cache is not None else None,
+            normalize=_normalizer(config),
+            display_root=config.invocation_params.dir,
+            run_id=worker["testrunuid"] if worker else None,
+        )
+    return engine
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _adapters.uninstall()
+    if _ENGINE in config.stash:
+        from . import _adapters
+
+        _adapters.uninstall()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    engine = config.stash.get(_ENGINE, None)
-    return None if engine is None else f"llm-cache: mode={engine.settings.mode.value}"
+    settings = config.stash.get(_SETTINGS, None)
+    return None if settings is None else f"llm-cache: mode={settings.mode.value}"
 
 
-@pytest.fixture(autouse=True)
+def _wants_cache(item: pytest.Item, settings: Settings) -> bool:
+    return settings.all_tests or item.get_closest_marker("llm_cache") is not None
+
+
+@pytest.fixture
 def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache | None]:
-    """Turns the cache on around a marked test (setup, call and teardown)."""
-    engine = request.config.stash.get(_ENGINE, None)
+    """Turns the cache on around a cached test (setup, call and teardown).
+
+    Added at collection to the tests that are marked (or to all, with the suite switch), and
+    pulled in by the ``llm_cache`` fixture: other tests never run it.
+    """
+    config = request.config
+    settings = config.stash[_SETTINGS]
     node = request.node
     assert isinstance(node, pytest.Item)
-    if engine is None or not (
-        engine.settings.all_tests
-        or node.get_closest_marker("llm_cache") is not None
-        or "llm_cache" in request.fixturenames
-    ):
+    if not (_wants_cache(node, settings) or "llm_cache" in request.fixturenames):
         yield None
         return
     markers = [(m.args, m.kwargs) for m in reversed(list(node.iter_markers("llm_cache")))]
     try:
         options = resolve_test_options(
-            engine.settings, request.getfixturevalue("llm_cache_config"), markers
+            settings, request.getfixturevalue("llm_cache_config"), markers
         )
     except OptionError as exc:
         pytest.fail(f"pytest-llmcache: {node.nodeid}: {exc}", pytrace=False)
@@ -147,14 +175,19 @@ def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache 
         test_file=node.path,
         nodeid=node.nodeid,
         shared_name=options.cassette,
-        cassette_dir=engine.settings.cassette_dir,
-        rootpath=request.config.rootpath,
+        cassette_dir=settings.cassette_dir,
+        rootpath=config.rootpath,
     )
-    if engine.settings.mode is Mode.OFF:
+    engine = _engine(config)
+    if settings.mode is Mode.OFF:
+        from ._engine import TestCache
+
         yield TestCache(engine, node.nodeid, options, path)
         return
+    from . import _adapters
+
     _adapters.install()
-    test = engine.begin(_command_line_id(node, request.config), options, path)
+    test = engine.begin(_command_line_id(node, config), options, path)
     node.stash[_TEST] = test
     try:
         yield test
@@ -191,29 +224,36 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    engine = config.stash.get(_ENGINE, None)
-    if engine is None or not engine.settings.prune:
-        return
-    folders = {
-        str(
-            cassette_path(
-                test_file=item.path,
-                nodeid=item.nodeid,
-                shared_name=None,
-                cassette_dir=engine.settings.cassette_dir,
-                rootpath=config.rootpath,
-            ).parent
-        )
-        for item in items
-    }
-    engine.stats.folders += sorted(folders - set(engine.stats.folders))
+    settings = config.stash[_SETTINGS]
+    folders = config.stash.setdefault(_PRUNE_FOLDERS, set())
+    for item in items:
+        if settings.prune:
+            folders.add(str(_module_folder(item, settings)))
+        names = getattr(item, "fixturenames", None)
+        # Parametrized tests share this list: add the fixture once, first, so the cache is
+        # on before any other fixture of the test makes a call.
+        if (
+            settings.mode is not Mode.OFF
+            and isinstance(names, list)
+            and _ACTIVATION not in names
+            and _wants_cache(item, settings)
+        ):
+            names.insert(0, _ACTIVATION)
+
+
+def _module_folder(item: pytest.Item, settings: Settings) -> object:
+    return cassette_path(
+        test_file=item.path,
+        nodeid=item.nodeid,
+        shared_name=None,
+        cassette_dir=settings.cassette_dir,
+        rootpath=item.config.rootpath,
+    ).parent
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
     if items:
-        engine = items[0].config.stash.get(_ENGINE, None)
-        if engine is not None:
-            engine.stats.partial = True
+        items[0].config.stash[_PARTIAL] = True
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -221,10 +261,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     engine = config.stash.get(_ENGINE, None)
     if engine is None:
         return
+    stats = engine.stats
+    stats.folders += sorted(config.stash.get(_PRUNE_FOLDERS, set()) - set(stats.folders))
+    stats.partial = stats.partial or config.stash.get(_PARTIAL, False)
     worker = getattr(config, "workeroutput", None)
     if worker is not None:
-        worker["llm_cache"] = engine.stats.to_json()  # the controller reports for everyone
+        worker["llm_cache"] = stats.to_json()  # the controller reports for everyone
         return
+    from . import _report
+    from ._audit import finish_run
+    from ._lock import forget_run
+
     forget_run(engine.run_id)
     complete = (
         exitstatus == pytest.ExitCode.OK
@@ -234,7 +281,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         and not config.getoption("markexpr")
         and not any("::" in arg for arg in config.args)
     )
-    audit = finish_run(engine.settings, engine.stats, complete=complete, read=engine.on_disk)
+    audit = finish_run(engine.settings, stats, complete=complete, read=engine.on_disk)
     config.stash[_AUDIT] = audit
     if audit is not None and audit.unused and engine.settings.strict and not audit.pruned:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -246,6 +293,8 @@ def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
     config = terminalreporter.config
     engine = config.stash.get(_ENGINE, None)
     if engine is not None and not hasattr(config, "workerinput"):
+        from . import _report
+
         _report.write_summary(engine, terminalreporter, config.stash.get(_AUDIT, None))
 
 

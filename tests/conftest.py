@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import pkgutil
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,11 +12,20 @@ from pathlib import Path
 import pytest
 from fake_provider import FakeProvider, start_fake_provider
 
+import pytest_llmcache
+
 # In-process pytest runs forget the modules they imported; importing the SDKs once here
 # spares every such run a second of re-importing them.
 for _sdk in ("openai", "anthropic", "httpx2"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_sdk)
+
+# The plugin imports its own modules lazily. Imported here, before any in-process run, they
+# stay one set of modules for the whole session, as in a user's process; otherwise each run
+# would load fresh copies next to the previous run's, whose patches it could not undo.
+for _module in pkgutil.walk_packages(pytest_llmcache.__path__, "pytest_llmcache."):
+    if _module.name != "pytest_llmcache.__main__":
+        importlib.import_module(_module.name)
 
 
 @pytest.fixture(scope="session")
