@@ -1,4 +1,4 @@
-"""Whole-suite figures: plugin start-up on 2,000 tests, and replaying 400 tests with xdist.
+"""Whole-suite figures: plugin start-up on 2,000 tests, and replaying suites with xdist.
 
     python benchmarks/suite.py [--repeat 5]
 
@@ -85,7 +85,7 @@ def best_wall_of(repeat: int, args: list[str], cwd: Path, env: dict[str, str]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
     repeat = parser.parse_args().repeat
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     env.pop("LLM_CACHE_MODE", None)
@@ -103,19 +103,21 @@ def main() -> None:
             f"{min(with_plugin):.3f} s with it ({(min(with_plugin) - min(without)) * 1e3:+.0f} ms)"
         )
 
-        calling = root / "calling"
-        calling.mkdir()
-        (calling / "test_chat.py").write_text(textwrap.dedent(CALLING_SUITE.format(count=400)))
         plugin = ["-p", "pytest_llmcache.plugin", "-p", "xdist"]
-        with local_server() as url:
-            env["BENCH_URL"] = url
-            best_of(1, [*plugin, "--llm-cache=record"], calling, env)
-        serial = best_wall_of(repeat, [*plugin, "-n", "0"], calling, env)
-        parallel = best_wall_of(repeat, [*plugin, "-n", "2"], calling, env)
-        print(
-            f"replay of 400 openai tests: {serial:.2f} s with -n 0, {parallel:.2f} s with -n 2 "
-            f"({serial / parallel:.2f}x)"
-        )
+        for count in (400, 2000):
+            calling = root / f"calling_{count}"
+            calling.mkdir()
+            source = textwrap.dedent(CALLING_SUITE.format(count=count))
+            (calling / "test_chat.py").write_text(source)
+            with local_server() as url:
+                env["BENCH_URL"] = url
+                best_of(1, [*plugin, "--llm-cache=record"], calling, env)
+            serial = best_wall_of(repeat, [*plugin, "-n", "0"], calling, env)
+            parallel = best_wall_of(repeat, [*plugin, "-n", "2"], calling, env)
+            print(
+                f"replay of {count} openai tests: {serial:.2f} s with -n 0, "
+                f"{parallel:.2f} s with -n 2 ({serial / parallel:.2f}x)"
+            )
 
 
 if __name__ == "__main__":
