@@ -230,15 +230,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if settings.prune:
             folders.add(str(_module_folder(item, settings)))
         names = getattr(item, "fixturenames", None)
-        # Parametrized tests share this list: add the fixture once, first, so the cache is
-        # on before any other fixture of the test makes a call.
         if (
             settings.mode is not Mode.OFF
             and isinstance(names, list)
-            and _ACTIVATION not in names
-            and _wants_cache(item, settings)
+            and (_wants_cache(item, settings) or _ACTIVATION in names)
         ):
-            names.insert(0, _ACTIVATION)
+            # The fixture goes before the test's own function fixtures, so the cache is on
+            # when they make calls, and after broader ones (session, module), which serve
+            # more than this test. (Parametrized tests share this list.)
+            if _ACTIVATION in names:
+                names.remove(_ACTIVATION)
+            names.insert(_first_function_fixture(item, names), _ACTIVATION)
+
+
+def _first_function_fixture(item: pytest.Item, names: list[str]) -> int:
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for position, name in enumerate(names):
+        found = definitions.get(name)
+        if found and found[-1].scope == "function":
+            return position
+    return len(names)
 
 
 def _module_folder(item: pytest.Item, settings: Settings) -> object:

@@ -284,3 +284,32 @@ def test_bad_marker_values_fail_the_test_naming_the_keyword(
     out = result.stdout.str()
     assert "test_bad.py::test_bad" in out
     assert expected in out
+
+
+def test_function_fixtures_are_cached_and_session_fixtures_are_not(suite: Suite) -> None:
+    suite.write("helpers.py", CALL)
+    suite.write(
+        "test_scopes.py",
+        """
+        import pytest
+        from helpers import ask
+
+        @pytest.fixture(scope="session")
+        def warmed():
+            return ask("session setup")
+
+        @pytest.fixture
+        def greeting():
+            return ask("function setup")
+
+        @pytest.mark.llm_cache
+        def test_it(warmed, greeting, llm_cache):
+            assert greeting == "Echo: function setup"
+            assert llm_cache.counts.recorded + llm_cache.counts.replayed == 1
+        """,
+    )
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    (text,) = suite.cassettes().values()
+    assert "function setup" in text
+    assert "session setup" not in text
+    suite.run().assert_outcomes(passed=1)
