@@ -21,16 +21,15 @@ from typing import Any
 from .._engine import Recording, active
 from .._exchange import Request, Response
 from ._http11 import ResponseReader, render
+from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
-
-_MARK = "__llm_cache_original__"
 
 
 def patch(lib: ModuleType) -> Callable[[], None] | None:
     """Patch aiohttp's connector; return the function that undoes it (``None`` if done)."""
     connector_cls: Any = importlib.import_module("aiohttp.connector").BaseConnector
-    if hasattr(connector_cls.connect, _MARK):
+    if is_swapped(connector_cls.connect):
         return None
     original = connector_cls.connect
     connection_cls: Any = importlib.import_module("aiohttp.connector").Connection
@@ -55,13 +54,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         _Tap(connection.transport, connection.protocol, decision, head=head)
         return connection
 
-    setattr(connect, _MARK, original)
-    connector_cls.connect = connect
-
-    def undo() -> None:
-        connector_cls.connect = original
-
-    return undo
+    return swap([(connector_cls, "connect", connect)])
 
 
 async def _request(req: Any) -> Request:

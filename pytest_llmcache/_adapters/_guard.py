@@ -16,10 +16,11 @@ from typing import Any
 
 from .._capture import CACHE_STATUS_HEADER
 from .._engine import active
+from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
 
-_MARK = "__llm_cache_guard__"
+_MARK = "__llm_cache_guard__"  # not ORIGINAL: vcrpy's adapter must not follow these
 _KNOWN = ("HTTPTransport", "AsyncHTTPTransport", "MockTransport", "ASGITransport", "WSGITransport")
 # Mocking libraries whose own transports answer in-process or hand on to a real one.
 _MOCKING_PACKAGES = frozenset({"respx", "pytest_httpx"})
@@ -29,7 +30,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     """Watch ``lib``'s clients; return the function that undoes it (``None`` if done)."""
     sync_cls: Any = lib.Client
     async_cls: Any = lib.AsyncClient
-    if hasattr(sync_cls.send, _MARK):
+    if is_swapped(sync_cls.send, _MARK):
         return None  # the same classes under another name (httpx2.alias_httpx)
     known = tuple(getattr(lib, name) for name in _KNOWN if hasattr(lib, name))
     original_sync = sync_cls.send
@@ -68,13 +69,4 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
             test.bypassed(request.method, str(request.url), via)
         return response
 
-    setattr(send, _MARK, original_sync)
-    setattr(async_send, _MARK, original_async)
-    sync_cls.send = send
-    async_cls.send = async_send
-
-    def undo() -> None:
-        sync_cls.send = original_sync
-        async_cls.send = original_async
-
-    return undo
+    return swap([(sync_cls, "send", send), (async_cls, "send", async_send)], _MARK)

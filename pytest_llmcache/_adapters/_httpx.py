@@ -14,17 +14,16 @@ from typing import Any
 from .._capture import CACHE_STATUS_HEADER, replay_headers
 from .._engine import Recording, active
 from .._exchange import Request, Response
+from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
-
-_MARK = "__llm_cache_original__"
 
 
 def patch(lib: ModuleType) -> Callable[[], None] | None:
     """Patch ``lib``'s transports; return the function that undoes it (``None`` if done)."""
     sync_cls: Any = lib.HTTPTransport
     async_cls: Any = lib.AsyncHTTPTransport
-    if hasattr(sync_cls.handle_request, _MARK):
+    if is_swapped(sync_cls.handle_request):
         return None  # the same classes under another name (httpx2.alias_httpx)
     original_sync = sync_cls.handle_request
     original_async = async_cls.handle_async_request
@@ -60,16 +59,12 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
             raise
         return _recorded(lib, streams.arecord, response, decision)
 
-    setattr(handle_request, _MARK, original_sync)
-    setattr(handle_async_request, _MARK, original_async)
-    sync_cls.handle_request = handle_request
-    async_cls.handle_async_request = handle_async_request
-
-    def undo() -> None:
-        sync_cls.handle_request = original_sync
-        async_cls.handle_async_request = original_async
-
-    return undo
+    return swap(
+        [
+            (sync_cls, "handle_request", handle_request),
+            (async_cls, "handle_async_request", handle_async_request),
+        ]
+    )
 
 
 def _request(request: Any) -> Request:

@@ -16,17 +16,17 @@ from typing import Any
 from .._capture import CACHE_STATUS_HEADER, replay_headers
 from .._engine import Recording, active
 from .._exchange import Headers, Request, Response
+from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
 
-_MARK = "__llm_cache_original__"
 _STREAM_AMT = 2**16
 
 
 def patch(lib: ModuleType) -> Callable[[], None] | None:
     """Patch ``requests``; return the function that undoes it (``None`` if already done)."""
     cls: Any = lib.adapters.HTTPAdapter
-    if hasattr(cls.send, _MARK):
+    if is_swapped(cls.send):
         return None
     original = cls.send
 
@@ -46,13 +46,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         response.headers[CACHE_STATUS_HEADER] = "MISS"
         return response
 
-    setattr(send, _MARK, original)
-    cls.send = send
-
-    def undo() -> None:
-        cls.send = original
-
-    return undo
+    return swap([(cls, "send", send)])
 
 
 def _request(prepared: Any) -> Request:

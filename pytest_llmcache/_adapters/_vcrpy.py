@@ -14,9 +14,10 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from ._swap import ORIGINAL
+
 __all__ = ["patch"]
 
-_MARK = "__llm_cache_original__"
 # The methods the other adapters patch, by module and class.
 _PATCHED = (
     ("httpx", "HTTPTransport", "handle_request"),
@@ -35,7 +36,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     for module_name, cls_name, method in _PATCHED:
         cls = getattr(sys.modules.get(module_name), cls_name, None)
         function = getattr(cls, method, None)
-        original = getattr(function, _MARK, None)
+        original = getattr(function, ORIGINAL, None)
         if original is not None:
             patched[original] = function
     replaced: dict[str, Any] = {}
