@@ -174,13 +174,6 @@ class Cassette:
         self._append(entry)
         return None
 
-    def clear(self) -> None:
-        """Forget every entry (a ``record`` run rewrites the file with its own entries)."""
-        if self.entries:
-            self.dirty = True
-        self.entries.clear()
-        self._index.clear()
-
     def _append(self, entry: Entry) -> None:
         self.entries.append(entry)
         self._index.setdefault(entry.key, []).append(entry)

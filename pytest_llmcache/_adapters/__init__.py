@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 
-__all__ = ["install", "installed", "uninstall"]
+__all__ = ["install", "uninstall"]
 
 Undo = Callable[[], None]
 
@@ -43,11 +43,6 @@ def install() -> None:
         undo = module.patch(importlib.import_module(library))
         if undo is not None:
             _undo.append(undo)
-
-
-def installed() -> bool:
-    """Whether the patches are in place."""
-    return _installed
 
 
 def uninstall() -> None:
