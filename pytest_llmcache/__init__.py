@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._cassette import Cassette, CassetteError, Entry
-    from ._engine import ReplayMiss, TestCache
+    from ._engine import TestCache
+    from ._errors import ReplayMiss
     from ._exchange import Request, Response
     from ._settings import Mode, Settings
     from ._stats import Counts
@@ -34,7 +35,7 @@ _HOMES = {
     "Cassette": "._cassette",
     "CassetteError": "._cassette",
     "Entry": "._cassette",
-    "ReplayMiss": "._engine",
+    "ReplayMiss": "._errors",
     "TestCache": "._engine",
     "Request": "._exchange",
     "Response": "._exchange",

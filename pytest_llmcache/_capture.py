@@ -45,6 +45,8 @@ def make_entry(
     duration: float,
     now: datetime,
     secrets: Iterable[str],
+    test: str | None = None,
+    cut_short: bool = False,
 ) -> Entry:
     """Build the entry for one call; raises :class:`SecretFound` rather than store a key."""
     response_headers, chunks = _decoded(headers, chunks)
@@ -72,6 +74,8 @@ def make_entry(
         duration=round(duration, 3),
         request=cleaned["request"],
         response=cleaned["response"],
+        test=test,
+        cut_short=cut_short,
     )
 
 

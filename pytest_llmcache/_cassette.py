@@ -64,6 +64,10 @@ class Entry:
     duration: float
     request: dict[str, Any]
     response: dict[str, Any]
+    test: str | None = None
+    """The node id of the test that recorded the entry (absent in older files)."""
+    cut_short: bool = False
+    """The caller left the stream early: the body holds only the chunks it read."""
     _replay: Response | None = field(default=None, repr=False)
 
     def recorded_datetime(self) -> datetime:
@@ -94,8 +98,10 @@ class Entry:
 
     def same_exchange(self, other: Entry) -> bool:
         """Whether two entries hold the same call and answer (timestamps and ids aside)."""
-        return (self.key, self.request, _stable(self.response)) == (
+        return (self.key, self.test, self.cut_short, self.request, _stable(self.response)) == (
             other.key,
+            other.test,
+            other.cut_short,
             other.request,
             _stable(other.response),
         )
@@ -106,6 +112,10 @@ class Entry:
         if self.ttl is not None:
             data["ttl"] = int(self.ttl) if float(self.ttl).is_integer() else self.ttl
         data["duration"] = self.duration
+        if self.test is not None:
+            data["test"] = self.test
+        if self.cut_short:
+            data["cut_short"] = True
         data["request"] = self.request
         data["response"] = self.response
         return data
@@ -117,6 +127,7 @@ class Entry:
         if isinstance(recorded, datetime):
             recorded = recorded.isoformat()
         ttl = data.get("ttl")
+        test = data.get("test")
         return cls(
             key=str(data["key"]),
             recorded_at=str(recorded),
@@ -124,6 +135,8 @@ class Entry:
             duration=float(data.get("duration") or 0.0),
             request=data["request"],
             response=data["response"],
+            test=None if test is None else str(test),
+            cut_short=data.get("cut_short") is True,
         )
 
 

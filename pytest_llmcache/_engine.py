@@ -1,6 +1,6 @@
 """The one place that decides, for every intercepted call: replay, record or fail.
 
-Adapters hand a :class:`Request` to :func:`active` test's :meth:`TestCache.decide` and get
+Adapters hand a :class:`Request` to the current test's :meth:`TestCache.decide` and get
 back either a stored :class:`Response` or a :class:`Recording` to feed with the live
 response. Everything about modes, TTLs, repeated requests and cassette bookkeeping is here,
 so each HTTP library only converts its own objects.
@@ -12,14 +12,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
-from _pytest.outcomes import Failed
-
+from . import _current
 from ._capture import SecretFound, is_transient, make_entry
 from ._cassette import Cassette, CassetteError, Entry
+from ._errors import ReplayMiss
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
 from ._lock import first_claim
@@ -28,26 +29,9 @@ from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
 from ._usage import Usage, entry_usage
 
-__all__ = ["Engine", "Recording", "ReplayMiss", "TestCache", "active"]
+__all__ = ["Engine", "Recording", "ReplayMiss", "TestCache"]
 
 Normalizer = Callable[[Request], Request]
-
-_active: TestCache | None = None
-
-
-def active() -> TestCache | None:
-    """The cache of the test running now, or ``None`` when calls should pass through."""
-    return _active
-
-
-class ReplayMiss(Failed):
-    """A call the cache cannot answer in this mode.
-
-    A ``BaseException`` (pytest's failure outcome), so no SDK retry loop can catch it.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, pytrace=False)
 
 
 class Engine:
@@ -83,18 +67,15 @@ class Engine:
 
     def begin(self, nodeid: str, options: TestOptions, path: Path) -> TestCache:
         """Start caching the calls of one test."""
-        global _active
         test = TestCache(self, nodeid, options, path)
         if str(path) not in self.stats.owned:
             self.stats.owned.append(str(path))
-        _active = test
+        _current.begin(test)
         return test
 
     def end(self, test: TestCache) -> None:
         """Stop caching for ``test``, write its cassette if it changed and add its totals."""
-        global _active
-        if _active is test:
-            _active = None
+        _current.end(test)
         stats = self.stats
         stats.counts.add(test.counts)
         if test.counts.missed:
@@ -222,7 +203,11 @@ class TestCache:
                 self.engine.count_replay(entry, expired=expired, test=self)
                 if expired and self.engine.settings.strict:
                     self._fail(self._expired_message(request, entry))
-                return entry.to_response()
+                response = entry.to_response()
+                if entry.cut_short:
+                    message = self._cut_short_message(request, entry)
+                    response = replace(response, past_end=lambda: self._fail(message))
+                return response
         if self.mode is Mode.AUTO:
             return Recording(self, key, occurrence, request, raw)
         with self._lock:
@@ -255,9 +240,18 @@ class TestCache:
         raise ReplayMiss(message)
 
     def store(
-        self, recording: Recording, status: int, headers: Headers, chunks: list[bytes]
+        self,
+        recording: Recording,
+        status: int,
+        headers: Headers,
+        chunks: list[bytes],
+        *,
+        cut_short: bool = False,
     ) -> None:
-        """Keep the live response of ``recording`` (unless it was a transient failure)."""
+        """Keep the live response of ``recording`` (unless it was a transient failure).
+
+        ``cut_short``: the caller left the stream early and ``chunks`` are those it read.
+        """
         if is_transient(status):
             with self._lock:
                 self.counts.passed_through += 1
@@ -276,6 +270,8 @@ class TestCache:
                 duration=time.perf_counter() - recording.started,
                 now=now,
                 secrets=secrets,
+                test=self.nodeid,
+                cut_short=cut_short,
             )
         except SecretFound as exc:
             self._fail(
@@ -324,6 +320,17 @@ class TestCache:
             f"  or record only what is missing: {self._command('auto')}"
         )
 
+    def _cut_short_message(self, request: Request, entry: Entry) -> str:
+        count = len(entry.to_response().chunks)
+        return (
+            f"pytest-llmcache: the recording of {request.method} {request.url} was cut short: "
+            f"the stream was left after {count} {'chunk' if count == 1 else 'chunks'} when it "
+            "was recorded, and this run reads past them.\n"
+            f"  test:     {self.nodeid}\n"
+            f"  cassette: {self.engine.display(self.path)}\n"
+            f"  re-record it: {self._command('record')}"
+        )
+
     def _expired_message(self, request: Request, entry: Entry) -> str:
         return (
             f"pytest-llmcache: expired entry for {request.method} {request.url} "
@@ -356,11 +363,12 @@ class Recording:
         """One more chunk of the body, as the caller receives it."""
         self._chunks.append(chunk)
 
-    def finish(self, status: int, headers: Headers) -> None:
-        """The body is complete: store the exchange (once)."""
+    def finish(self, status: int, headers: Headers, *, cut_short: bool = False) -> None:
+        """The body is complete, or the caller left it early (``cut_short``): store the
+        exchange with the chunks read so far (once)."""
         if not self._done:
             self._done = True
-            self.test.store(self, status, headers, self._chunks)
+            self.test.store(self, status, headers, self._chunks, cut_short=cut_short)
 
     def finish_failed(self) -> None:
         """The call failed before its body was complete: store nothing."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 __all__ = ["Headers", "Request", "Response"]
 
@@ -34,6 +36,9 @@ class Response:
     status: int
     headers: Headers
     chunks: tuple[bytes, ...]
+    past_end: Callable[[], NoReturn] | None = None
+    """For a recording cut short: called when the caller reads past its last chunk (it fails
+    the test, saying so). ``None``: the body simply ends after the last chunk."""
 
     @property
     def body(self) -> bytes:

@@ -102,6 +102,12 @@ class Settings:
     report_path: Path | None = None
     prices: tuple[tuple[str, float, float], ...] = ()
     """``(model, $ per 1M input tokens, $ per 1M output tokens)`` from ``llm_cache_prices``."""
+    allow_hosts: tuple[str, ...] = ()
+    """Hosts a replayed test may still connect to (``llm_cache_allow_hosts``)."""
+    block_loopback: bool = False
+    """Whether replay refuses loopback connections too (``llm_cache_block_loopback``)."""
+    allow_secrets: tuple[str, ...] = ()
+    """Values, or ``*`` patterns, that look like API keys but are not (``llm_cache_allow_secrets``)."""
 
 
 def resolve_settings(
@@ -146,6 +152,9 @@ def resolve_settings(
         prune=cli_prune,
         report_path=Path(cli_report) if cli_report else None,
         prices=parse_prices(ini.get("llm_cache_prices")),
+        allow_hosts=tuple(h.lower() for h in _names(ini.get("llm_cache_allow_hosts"))),
+        block_loopback=bool(ini.get("llm_cache_block_loopback")),
+        allow_secrets=_names(ini.get("llm_cache_allow_secrets")),
     )
 
 
@@ -185,7 +194,15 @@ def _names(value: object) -> tuple[str, ...]:
     return ()
 
 
-MARKER_KEYWORDS = ("cassette", "ignore_fields", "match_api_key", "match_headers", "ttl")
+MARKER_KEYWORDS = (
+    "allow_hosts",
+    "allow_secrets",
+    "cassette",
+    "ignore_fields",
+    "match_api_key",
+    "match_headers",
+    "ttl",
+)
 
 
 @dataclass(frozen=True)
@@ -199,6 +216,10 @@ class TestOptions:
     ignore_fields: tuple[str, ...] = ()
     match_headers: tuple[str, ...] = ()
     match_api_key: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    """Hosts this test may connect to in ``replay`` (the ini list plus the marker's)."""
+    allow_secrets: tuple[str, ...] = ()
+    """Key-shaped values (or ``*`` patterns) this test may record (the ini list plus its own)."""
     sources: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -216,6 +237,8 @@ def resolve_test_options(
         ttl=settings.ttl,
         ignore_fields=settings.ignore_fields,
         match_headers=settings.match_headers,
+        allow_hosts=settings.allow_hosts,
+        allow_secrets=settings.allow_secrets,
     )
     if not isinstance(config, Mapping):
         raise OptionError(
@@ -255,7 +278,18 @@ def _apply(options: TestOptions, values: Mapping[str, object], source: str) -> T
         if not isinstance(flag, bool):
             raise OptionError(f"{source}(match_api_key=...) must be True or False, got {flag!r}")
         changes["match_api_key"] = flag
+    # Allowances add up from the ini to the narrowest marker: each level can only widen them.
+    if "allow_hosts" in values:
+        hosts = _str_list(values["allow_hosts"], source, "allow_hosts")
+        changes["allow_hosts"] = _union(options.allow_hosts, (h.lower() for h in hosts))
+    if "allow_secrets" in values:
+        patterns = _str_list(values["allow_secrets"], source, "allow_secrets")
+        changes["allow_secrets"] = _union(options.allow_secrets, patterns)
     return replace(options, **changes)  # type: ignore[arg-type]
+
+
+def _union(first: Iterable[str], more: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*first, *more)))
 
 
 def _str_list(value: object, source: str, keyword: str) -> tuple[str, ...]:

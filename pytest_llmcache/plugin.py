@@ -42,6 +42,9 @@ _INI: tuple[tuple[str, _IniType, str, Any], ...] = (
     ("llm_cache_ignore_fields", "linelist", "JSON body fields left out of every key", []),
     ("llm_cache_match_headers", "linelist", "extra request headers put into every key", []),
     ("llm_cache_prices", "linelist", "'<model> <$/1M input> <$/1M output>' per line", []),
+    ("llm_cache_allow_hosts", "linelist", "hosts replayed tests may still connect to", []),
+    ("llm_cache_block_loopback", "bool", "replay refuses loopback connections too", False),
+    ("llm_cache_allow_secrets", "linelist", "key-shaped values (or * patterns) that are no keys", []),
 )
 
 
@@ -94,7 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "llm_cache(ttl=None, cassette=None, ignore_fields=(), match_headers=(), "
-        "match_api_key=False): record and replay the HTTP calls of this test "
+        "match_api_key=False, allow_hosts=(), allow_secrets=()): record and replay the HTTP "
+        "calls of this test "
         "(pytest-llmcache).",
     )
     try:

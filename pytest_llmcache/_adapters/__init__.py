@@ -34,6 +34,10 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    from .. import _current
+
+    _current.install()
+    _undo.append(_current.uninstall)
     for library, adapter, only_if_imported in _ADAPTERS:
         if only_if_imported and library not in sys.modules:
             continue

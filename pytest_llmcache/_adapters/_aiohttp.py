@@ -18,7 +18,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .._engine import Recording, active
+from .._current import current, handling, is_handling
+from .._engine import Recording
 from .._exchange import Request, Response
 from ._http11 import ResponseReader, render
 from ._swap import is_swapped, swap
@@ -36,8 +37,8 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     handler_cls: Any = importlib.import_module("aiohttp.client_proto").ResponseHandler
 
     async def connect(self: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
-        test = active()
-        if test is None:
+        test = current()
+        if test is None or is_handling():
             return await original(self, req, *args, **kwargs)
         decision = test.decide(await _request(req))
         head = req.method.upper() == "HEAD"
@@ -47,7 +48,8 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
             protocol.connection_made(_ReplaySocket(protocol, render(decision, head=head), loop))
             return connection_cls(_NoPool(), req.connection_key, protocol, loop)
         try:
-            connection = await original(self, req, *args, **kwargs)
+            with handling():
+                connection = await original(self, req, *args, **kwargs)
         except BaseException:
             decision.finish_failed()
             raise

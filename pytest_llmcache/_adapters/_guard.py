@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from .._capture import CACHE_STATUS_HEADER
-from .._engine import active
+from .._current import current
 from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
@@ -48,7 +48,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         return f"{cls.__module__}.{cls.__qualname__}"
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
-        test = active()
+        test = current()
         via = None if test is None else unseen(self, request)
         if test is None or via is None:
             return original_sync(self, request, **kwargs)
@@ -59,7 +59,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         return response
 
     async def async_send(self: Any, request: Any, **kwargs: Any) -> Any:
-        test = active()
+        test = current()
         via = None if test is None else unseen(self, request)
         if test is None or via is None:
             return await original_async(self, request, **kwargs)

@@ -12,7 +12,8 @@ from types import ModuleType
 from typing import Any
 
 from .._capture import CACHE_STATUS_HEADER, replay_headers
-from .._engine import Recording, active
+from .._current import current, handling, is_handling
+from .._engine import Recording
 from .._exchange import Request, Response
 from ._swap import is_swapped, swap
 
@@ -30,30 +31,32 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     streams = _stream_classes(lib)
 
     def handle_request(self: Any, request: Any) -> Any:
-        test = active()
-        if test is None:
+        test = current()
+        if test is None or is_handling():
             return original_sync(self, request)
         request.read()
         decision = test.decide(_request(request))
         if isinstance(decision, Response):
             return _replayed(lib, streams.replay, decision, request)
         try:
-            response = original_sync(self, request)
+            with handling():
+                response = original_sync(self, request)
         except BaseException:
             decision.finish_failed()
             raise
         return _recorded(lib, streams.record, response, decision)
 
     async def handle_async_request(self: Any, request: Any) -> Any:
-        test = active()
-        if test is None:
+        test = current()
+        if test is None or is_handling():
             return await original_async(self, request)
         await request.aread()
         decision = test.decide(_request(request))
         if isinstance(decision, Response):
             return _replayed(lib, streams.replay, decision, request)
         try:
-            response = await original_async(self, request)
+            with handling():
+                response = await original_async(self, request)
         except BaseException:
             decision.finish_failed()
             raise

@@ -14,7 +14,8 @@ from types import ModuleType
 from typing import Any
 
 from .._capture import CACHE_STATUS_HEADER, replay_headers
-from .._engine import Recording, active
+from .._current import current, handling, is_handling
+from .._engine import Recording
 from .._exchange import Headers, Request, Response
 from ._swap import is_swapped, swap
 
@@ -31,14 +32,15 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     original = cls.send
 
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        test = active()
-        if test is None:
+        test = current()
+        if test is None or is_handling():
             return original(self, request, *args, **kwargs)
         decision = test.decide(_request(request))
         if isinstance(decision, Response):
             return self.build_response(request, _replayed(decision))
         try:
-            response = original(self, request, *args, **kwargs)
+            with handling():
+                response = original(self, request, *args, **kwargs)
         except BaseException:
             decision.finish_failed()
             raise

@@ -1,0 +1,213 @@
+"""Which test an intercepted call belongs to.
+
+The patches are process-wide, so the pointer to the running test is too: a test becomes the
+running one when its cache turns on and stops being it when its cache turns off.
+
+A call made by a thread or an asyncio task belongs to the test that was running when the
+thread or task was started (for a thread pool, when the work was submitted). A call whose
+thread or task outlived its test is refused: it must not land in the cassette of whichever
+test runs next, nor reach the network from an unmarked one. Threads and tasks started when
+no test was running (session set-up, a pool made by a session fixture) belong to the running
+test, whichever it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CacheRefusal
+
+if TYPE_CHECKING:
+    from ._engine import TestCache
+
+__all__ = [
+    "begin",
+    "current",
+    "end",
+    "handling",
+    "install",
+    "is_handling",
+    "running",
+    "uninstall",
+    "unseen",
+    "unseen_transport",
+]
+
+_NONE: Any = object()
+"""The origin of a thread, task or work item started while no test was running."""
+_UNSET: Any = object()
+
+_running: TestCache | None = None
+_tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDictionary()
+_local = threading.local()
+"""``origin``: the test a thread-pool work item was submitted by, while it runs."""
+
+_handling: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_cache_handling", default=False)
+_unseen: contextvars.ContextVar[str | None] = contextvars.ContextVar("llm_cache_unseen", default=None)
+
+# Test runners that run every test's coroutine in one long-lived task, and worker threads
+# that serve every test in turn: they belong to no test, or the second test's calls would be
+# refused as the first test's leftovers.
+_RUNNER_COROUTINES = frozenset({"TestRunner._run_tests_and_fixtures"})
+_POOL_THREAD_MODULES = ("anyio.",)
+
+
+def begin(test: TestCache) -> None:
+    """``test`` is now the running test."""
+    global _running
+    _running = test
+
+
+def end(test: TestCache) -> None:
+    """``test`` has finished; calls still made on its behalf are refused from now on."""
+    global _running
+    if _running is test:
+        _running = None
+
+
+def running() -> TestCache | None:
+    """The test running now, whoever is calling."""
+    return _running
+
+
+def current() -> TestCache | None:
+    """The test the calling thread or task belongs to, or ``None`` when calls pass through.
+
+    Raises :class:`CacheRefusal` for a call from a thread or task whose test has finished.
+    """
+    test = _running
+    origin = _origin()
+    if origin is _NONE or origin is test:
+        return test
+    raise CacheRefusal(_refusal(origin, test))
+
+
+def _origin() -> Any:
+    """The test the caller was started by (``_NONE``: no test, or one not tracked)."""
+    origin = getattr(_local, "origin", _UNSET)
+    if origin is not _UNSET:
+        return origin
+    if asyncio._get_running_loop() is not None:
+        task = asyncio.current_task()
+        if task is not None:
+            found = _tasks.get(task, _NONE)
+            if found is not _NONE:
+                return found
+    return getattr(threading.current_thread(), "_llm_cache_origin", _NONE)
+
+
+def _origin_for_new() -> Any:
+    """What a thread, task or work item started now belongs to."""
+    origin = _origin()
+    if origin is _NONE:
+        return _NONE if _running is None else _running
+    return origin
+
+
+def _refusal(origin: TestCache, test: TestCache | None) -> str:
+    now = f"during {test.nodeid}" if test is not None else "after it, outside any cached test"
+    return (
+        f"pytest-llmcache: refused a call from a thread or task started by {origin.nodeid}, "
+        f"which has finished (the call came {now}). Nothing was sent and nothing was "
+        "recorded: a call must land in the cassette of the test that made it.\n"
+        f"  fix: wait for (join, await or cancel) background work before {origin.nodeid} ends"
+    )
+
+
+@contextlib.contextmanager
+def handling() -> Iterator[None]:
+    """Mark the calls made inside as already in the cache's hands (one adapter per call).
+
+    requests sends through urllib3, which sends through ``http.client``: the outermost
+    adapter decides, the ones below pass the call on untouched.
+    """
+    token = _handling.set(True)
+    try:
+        yield
+    finally:
+        _handling.reset(token)
+
+
+def is_handling() -> bool:
+    """Whether an adapter further up is handling the call being made."""
+    return _handling.get()
+
+
+@contextlib.contextmanager
+def unseen(via: str) -> Iterator[None]:
+    """Mark the calls made inside as sent through ``via``, a transport the cache cannot see."""
+    token = _unseen.set(via)
+    try:
+        yield
+    finally:
+        _unseen.reset(token)
+
+
+def unseen_transport() -> str | None:
+    """The unseen transport a connection is being made through, unless an adapter took over."""
+    return None if _handling.get() else _unseen.get()
+
+
+# -- carrying the origin into threads, pools and tasks ------------------------------------
+
+_undo: list[Callable[[], None]] = []
+
+
+def install() -> None:
+    """Stamp threads, thread-pool work and asyncio tasks with the test that started them."""
+    if _undo:
+        return
+    thread_start = threading.Thread.start
+    submit = ThreadPoolExecutor.submit
+    create_task = asyncio.BaseEventLoop.create_task
+
+    def start(self: threading.Thread) -> None:
+        if not type(self).__module__.startswith(_POOL_THREAD_MODULES):
+            self._llm_cache_origin = _origin_for_new()  # type: ignore[attr-defined]
+        thread_start(self)
+
+    def pool_submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        # A pool's threads serve whoever submits: the work item carries its submitter.
+        return submit(self, _run_as, _origin_for_new(), fn, *args, **kwargs)
+
+    def loop_create_task(self: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
+        task = create_task(self, coro, *args, **kwargs)
+        code = getattr(coro, "cr_code", None)
+        if code is None or code.co_qualname not in _RUNNER_COROUTINES:
+            origin = _origin_for_new()
+            if origin is not _NONE:
+                _tasks[task] = origin
+        return task
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+    ThreadPoolExecutor.submit = pool_submit  # type: ignore[method-assign,assignment]
+    asyncio.BaseEventLoop.create_task = loop_create_task  # type: ignore[method-assign]
+
+    def undo() -> None:
+        threading.Thread.start = thread_start  # type: ignore[method-assign]
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+        asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
+
+    _undo.append(undo)
+
+
+def uninstall() -> None:
+    """Stop stamping."""
+    while _undo:
+        _undo.pop()()
+
+
+def _run_as(origin: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    previous = getattr(_local, "origin", _UNSET)
+    _local.origin = origin
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _local.origin = previous

@@ -1,0 +1,21 @@
+"""The failures the cache raises into a test: ``BaseException``\\s no SDK retry loop catches."""
+
+from __future__ import annotations
+
+from _pytest.outcomes import Failed
+
+__all__ = ["CacheRefusal", "ReplayMiss"]
+
+
+class ReplayMiss(Failed):
+    """A call the cache cannot answer in this mode, or must not let through.
+
+    A ``BaseException`` (pytest's failure outcome), so no SDK retry loop can catch it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, pytrace=False)
+
+
+class CacheRefusal(ReplayMiss):
+    """A call refused before anything was sent: from a finished test, or to a blocked host."""
