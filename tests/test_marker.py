@@ -253,7 +253,10 @@ def test_llm_cache_dir_moves_the_root(suite: Suite) -> None:
 @pytest.mark.parametrize(
     ("marker", "expected"),
     [
-        ("llm_cache(tll=5)", "unknown keyword 'tll'; allowed: cassette, ignore_fields"),
+        (
+            "llm_cache(tll=5)",
+            "unknown keyword 'tll'; allowed: allow_hosts, allow_secrets, cassette, ignore_fields",
+        ),
         ("llm_cache(ttl='soon')", "ttl 'soon' is not a duration"),
         ("llm_cache(ttl=0)", "ttl must be positive"),
         ("llm_cache(ttl=True)", "ttl must be seconds"),

@@ -325,7 +325,8 @@ def test_bad_values(values: Mapping[str, object], named: str) -> None:
 
 
 def test_positional_marker_arguments() -> None:
-    with pytest.raises(OptionError, match=r"keywords only \(allow_hosts, .*cassette, .*positional \(3600,\)"):
+    expected = r"keywords only \(allow_hosts, .*cassette, .*positional \(3600,\)"
+    with pytest.raises(OptionError, match=expected):
         resolve_test_options(BASE, {}, [((3600,), {})])
 
 
