@@ -49,8 +49,12 @@ _tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDicti
 _local = threading.local()
 """``origin``: the test a thread-pool work item was submitted by, while it runs."""
 
-_handling: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_cache_handling", default=False)
-_unseen: contextvars.ContextVar[str | None] = contextvars.ContextVar("llm_cache_unseen", default=None)
+_handling: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "llm_cache_handling", default=False
+)
+_unseen: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "llm_cache_unseen", default=None
+)
 
 # Test runners that run every test's coroutine in one long-lived task, and worker threads
 # that serve every test in turn: they belong to no test, or the second test's calls would be

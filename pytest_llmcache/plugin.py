@@ -44,7 +44,12 @@ _INI: tuple[tuple[str, _IniType, str, Any], ...] = (
     ("llm_cache_prices", "linelist", "'<model> <$/1M input> <$/1M output>' per line", []),
     ("llm_cache_allow_hosts", "linelist", "hosts replayed tests may still connect to", []),
     ("llm_cache_block_loopback", "bool", "replay refuses loopback connections too", False),
-    ("llm_cache_allow_secrets", "linelist", "key-shaped values (or * patterns) that are no keys", []),
+    (
+        "llm_cache_allow_secrets",
+        "linelist",
+        "key-shaped values (or * patterns) that are no keys",
+        [],
+    ),
 )
 
 
