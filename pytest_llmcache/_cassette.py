@@ -68,6 +68,8 @@ class Entry:
     """The node id of the test that recorded the entry (absent in older files)."""
     cut_short: bool = False
     """The caller left the stream early: the body holds only the chunks it read."""
+    allow_secrets: tuple[str, ...] = ()
+    """The allow-list patterns its key-shaped values matched when it was recorded."""
     _replay: Response | None = field(default=None, repr=False)
 
     def recorded_datetime(self) -> datetime:
@@ -116,6 +118,8 @@ class Entry:
             data["test"] = self.test
         if self.cut_short:
             data["cut_short"] = True
+        if self.allow_secrets:
+            data["allow_secrets"] = list(self.allow_secrets)
         data["request"] = self.request
         data["response"] = self.response
         return data
@@ -137,6 +141,7 @@ class Entry:
             response=data["response"],
             test=None if test is None else str(test),
             cut_short=data.get("cut_short") is True,
+            allow_secrets=tuple(str(p) for p in data.get("allow_secrets") or ()),
         )
 
 
@@ -294,7 +299,19 @@ class Cassette:
 
 def parse(path: Path) -> list[Entry]:
     """Read and validate a cassette file; every problem is a :class:`CassetteError`."""
+    limit = _yaml.MAX_SIZE
     try:
+        # Sized before reading: a cassette may come from an untrusted pull request, and a
+        # symlink to a device or a huge file must not be read into memory.
+        size = path.stat().st_size
+        if size > limit or not path.is_file():
+            what = f"{size:,} bytes" if path.is_file() else "not a regular file"
+            raise CassetteError(
+                f"{path}: cannot read cassette: {what}, over the limit of {limit:,} bytes "
+                f"({limit >> 20} MiB) for a cassette file; restore it from git or re-record it"
+                if path.is_file()
+                else f"{path}: cannot read cassette: {what}"
+            )
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CassetteError(f"{path}: cannot read cassette: {exc}") from None

@@ -20,7 +20,7 @@ from typing import NoReturn
 from . import _current
 from ._capture import SecretFound, is_transient, make_entry
 from ._cassette import Cassette, CassetteError, Entry
-from ._errors import ReplayMiss
+from ._errors import CacheRefusal, ReplayMiss
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
 from ._lock import first_claim
@@ -238,6 +238,14 @@ class TestCache:
     def _fail(self, message: str) -> NoReturn:
         self.messages.append(message)
         raise ReplayMiss(message)
+
+    def refuse(self, message: str) -> NoReturn:
+        """Fail the test for a call stopped before anything was sent (a blocked connection).
+
+        The test fails even if the code under test catches the error.
+        """
+        self.messages.append(message)
+        raise CacheRefusal(message)
 
     def store(
         self,

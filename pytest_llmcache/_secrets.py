@@ -15,6 +15,7 @@ __all__ = [
     "credentials",
     "find_key_shape",
     "is_secret_header",
+    "redact_url",
     "scrub",
 ]
 
@@ -116,3 +117,17 @@ def find_key_shape(value: object, path: str = "") -> str | None:
             if hit:
                 return hit
     return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown in a message or report: no credential in it."""
+    split = urlsplit(url)
+    netloc = split.netloc.rpartition("@")[2]
+    pairs = parse_qsl(split.query, keep_blank_values=True)
+    if any(k.lower() in SECRET_QUERY_PARAMS for k, _ in pairs):
+        query = "&".join(
+            f"{k}={REDACTED if k.lower() in SECRET_QUERY_PARAMS else v}" for k, v in pairs
+        )
+    else:
+        query = split.query
+    return split._replace(netloc=netloc, query=query).geturl()

@@ -18,7 +18,10 @@ _ADAPTERS: tuple[tuple[str, str, bool], ...] = (
     ("httpx", "._guard", False),
     ("httpx2", "._guard", False),
     ("requests", "._requests", False),
+    ("urllib3", "._urllib3", False),
+    ("http.client", "._http_client", False),
     ("aiohttp", "._aiohttp", False),
+    ("socket", "._socket", False),
     # Last: it follows the methods patched above. vcrpy imported later copies the patched
     # methods by itself, so an installed but unused vcrpy is never imported here.
     ("vcr", "._vcrpy", True),
@@ -43,7 +46,12 @@ def install() -> None:
             continue
         if importlib.util.find_spec(library) is None:
             continue
-        module = importlib.import_module(adapter, __name__)
+        try:
+            module = importlib.import_module(adapter, __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{adapter[1:]}":
+                raise
+            continue  # an adapter this version does not ship
         undo = module.patch(importlib.import_module(library))
         if undo is not None:
             _undo.append(undo)
