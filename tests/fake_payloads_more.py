@@ -4,12 +4,19 @@ Each builder mirrors its API's wire format: field names, the SSE framing (Gemini
 with CRLF CRLF, Cohere and the Responses API name each event), the terminator (``[DONE]`` for
 Mistral and Cohere) and the content type.  Like ``fake_payloads``, every reply is a pure
 function of the request bytes.
+
+At the end: the variations the provider's prefixes ask for, as pure functions too: the n-th
+answer to a repeated request (``numbered``) and the paced chat stream of ``/slow`` and
+``/endless`` (``paced_chat_events``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from fake_payloads import (
     CREATED,
@@ -23,6 +30,9 @@ from fake_payloads import (
     split_pieces,
     word_count,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SSE = "text/event-stream"
 _GEMINI_PATH = re.compile(
@@ -247,3 +257,106 @@ def openai_response(req: JSON, body: bytes) -> Reply:
     ]
     numbered = [{**e, "sequence_number": n} for n, e in enumerate(events)]
     return Reply(200, events=_sse(numbered, named=True), content_type=SSE)
+
+
+# --- Variations: /counter and /reverse number the answers, /slow and /endless pace a stream ---
+
+
+def numbered(reply: Reply, n: int) -> Reply:
+    """``reply`` as the n-th answer to a repeated request, so repeats are told apart.
+
+    A chat completion's text gets `` (answer #n)`` (in a stream: its last text delta, so the
+    joined deltas read like the plain reply); any other JSON object gets ``"answer": n``
+    (in a stream: its first JSON event).  Other bodies are left as they are.
+    """
+    suffix = f" (answer #{n})"
+    if reply.events is None:
+        obj = _json_object(reply.body)
+        if obj is None:
+            return reply
+        message = _first_choice(obj, "message")
+        if isinstance(message.get("content"), str):
+            message["content"] += suffix
+        else:
+            obj["answer"] = n
+        return replace(reply, body=dumps(obj))
+    events = list(reply.events)
+    parsed = [_event_json(event) for event in events]
+    for index in reversed(range(len(events))):
+        delta = _first_choice(parsed[index] or {}, "delta")
+        if isinstance(delta.get("content"), str) and delta["content"]:
+            delta["content"] += suffix
+            events[index] = _with_json(events[index], parsed[index] or {})
+            return replace(reply, events=tuple(events))
+    for index, obj in enumerate(parsed):
+        if obj is not None:
+            events[index] = _with_json(events[index], {**obj, "answer": n})
+            break
+    return replace(reply, events=tuple(events))
+
+
+def paced_chat_events(
+    req: JSON, body: bytes, total: int | None, suffix: str = ""
+) -> Iterator[bytes]:
+    """The SSE events of a streamed chat completion, for the provider to send one at a time.
+
+    ``total`` events in all (at least 4): the role, ``Echo: <prompt>`` plus ``suffix``, then
+    `` <k>`` as the text of the k-th event, the finish and ``[DONE]``.  With ``total`` None the
+    text events never end, which is what ``/endless`` sends until the client hangs up.
+    """
+    base: JSON = {
+        "id": "chatcmpl-" + body_hash(body)[:12],
+        "object": "chat.completion.chunk",
+        "created": CREATED,
+        "model": req.get("model", "gpt-fake"),
+    }
+
+    def event(delta: JSON, finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + dumps({**base, "choices": [choice]}) + b"\n\n"
+
+    messages = [m for m in req.get("messages") or [] if isinstance(m, dict)]
+    prompt = content_text(messages[-1].get("content")) if messages else ""
+    yield event({"role": "assistant", "content": "", "refusal": None})
+    yield event({"content": "Echo: " + prompt + suffix})
+    numbers = itertools.count(3) if total is None else range(3, max(total, 4) - 1)
+    for number in numbers:
+        yield event({"content": f" {number}"})
+    yield event({}, "stop")
+    yield b"data: [DONE]\n\n"
+
+
+def _json_object(raw: bytes) -> JSON | None:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _first_choice(obj: JSON, part: str) -> JSON:
+    """``obj["choices"][0][part]`` when the reply has that shape, else an empty dict."""
+    choices = obj.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        found = choices[0].get(part)
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def _event_json(event: bytes) -> JSON | None:
+    """The JSON object on an SSE event's ``data:`` line, if it carries one."""
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            return _json_object(line[5:])
+    return None
+
+
+def _with_json(event: bytes, obj: JSON) -> bytes:
+    """``event`` with its ``data:`` line replaced, keeping the line ending (Gemini's CRLF)."""
+    lines = event.split(b"\n")
+    for index, line in enumerate(lines):
+        if line.startswith(b"data:"):
+            lines[index] = b"data: " + dumps(obj) + (b"\r" if line.endswith(b"\r") else b"")
+            break
+    return b"\n".join(lines)

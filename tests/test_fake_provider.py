@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
+import time
 from typing import TYPE_CHECKING
 
 import anthropic
 import httpx
 import openai
 import pytest
+import requests
 from fake_payloads import embedding_vector
-from fake_provider import FakeProvider, start_fake_provider
+from fake_provider import FakeProvider, PacedStream, start_fake_provider
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 if TYPE_CHECKING:
@@ -179,3 +182,184 @@ def test_determinism_chunked_upload_and_errors(fresh: FakeProvider) -> None:
     assert failed.status_code == 500
     assert missing.status_code == 404
     assert fresh.count() == 4
+
+
+CHAT: dict[str, object] = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
+STREAM: dict[str, object] = {**CHAT, "stream": True}
+
+
+def sse_contents(lines: list[str]) -> str:
+    """The chat text carried by streamed ``data:`` lines."""
+    text = ""
+    for line in lines:
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:])["choices"]:
+                text += choice["delta"].get("content") or ""
+    return text
+
+
+def hung_up(stream: PacedStream) -> int:
+    """Wait for the server to notice the client left and its thread to end; events sent."""
+    assert stream.client_gone.wait(2), "the server did not notice the client hung up"
+    stream.thread.join(2)
+    assert not stream.thread.is_alive()
+    assert not stream.completed
+    return stream.events_sent
+
+
+def test_counter_numbers_repeated_requests(fresh: FakeProvider) -> None:
+    url = fresh.url + "/counter/v1/chat/completions"
+    other = {**CHAT, "messages": [{"role": "user", "content": "other"}]}
+    with httpx.Client() as client:
+
+        def content(body: dict[str, object], at: str = url) -> str:
+            reply = client.post(at, json=body).json()
+            return str(reply["choices"][0]["message"]["content"])
+
+        assert [content(CHAT), content(CHAT), content(other), content(CHAT)] == [
+            "Echo: hi (answer #1)",
+            "Echo: hi (answer #2)",
+            "Echo: other (answer #1)",
+            "Echo: hi (answer #3)",
+        ]
+        assert content(CHAT, fresh.url + "/v1/chat/completions") == "Echo: hi"
+        assert content(CHAT, fresh.url + "/gzip/counter/v1/chat/completions") == (
+            "Echo: hi (answer #1)"
+        )
+        streamed = [sse_contents(client.post(url, json=STREAM).text.splitlines()) for _ in range(2)]
+        models = [client.get(fresh.url + "/counter/v1/models").json() for _ in range(2)]
+        fresh.reset()
+        assert content(CHAT) == "Echo: hi (answer #1)", "reset() starts counting again"
+    assert streamed == ["Echo: hi (answer #1)", "Echo: hi (answer #2)"]
+    assert [m["answer"] for m in models] == [1, 2]
+    assert len(models[0]["data"]) == 3
+
+
+def test_counter_through_the_openai_sdk(fresh: FakeProvider) -> None:
+    url = fresh.url + "/counter/v1"
+    with openai.OpenAI(api_key="sk-test", base_url=url, max_retries=0) as client:
+        replies = [
+            client.chat.completions.create(
+                model="gpt-fake", messages=[{"role": "user", "content": "hi"}]
+            )
+            for _ in range(2)
+        ]
+        stream = client.chat.completions.create(
+            model="gpt-fake",
+            messages=[{"role": "user", "content": LONG_PROMPT}],
+            stream=True,
+        )
+        with stream:
+            joined = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert [r.choices[0].message.content for r in replies] == [
+        "Echo: hi (answer #1)",
+        "Echo: hi (answer #2)",
+    ]
+    assert joined == f"Echo: {LONG_PROMPT} (answer #1)"
+
+
+@pytest.mark.parametrize("query", ["", "?hold=0.1&of=4"])
+def test_reverse_answers_simultaneous_requests_last_first(fresh: FakeProvider, query: str) -> None:
+    of = 4 if query else 6
+    url = fresh.url + "/reverse/v1/chat/completions" + query
+    start = threading.Barrier(of)
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        with httpx.Client() as client:
+            start.wait()
+            reply = client.post(url, json=CHAT).json()
+        with lock:
+            finished.append(reply["choices"][0]["message"]["content"])
+
+    threads = [threading.Thread(target=ask) for _ in range(of)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    elapsed = time.monotonic() - began
+    assert finished == [f"Echo: hi (answer #{n})" for n in range(of, 0, -1)]
+    hold = 0.1 if query else 0.08
+    assert elapsed >= (of - 1) * hold, "the first arrival is held longest"
+
+
+def test_slow_paces_a_stream_and_counts_what_it_wrote(fresh: FakeProvider) -> None:
+    url = fresh.url + "/slow/v1/chat/completions?events=6&interval=0.05"
+    began = time.monotonic()
+    with httpx.Client() as client, client.stream("POST", url, json=STREAM) as response:
+        lines = [line for line in response.iter_lines() if line]
+    elapsed = time.monotonic() - began
+    assert response.headers["content-type"] == "text/event-stream"
+    assert len(lines) == 6
+    assert lines[-1] == "data: [DONE]"
+    assert sse_contents(lines) == "Echo: hi 3 4"
+    assert elapsed >= 5 * 0.05
+    (stream,) = fresh.streams
+    assert stream.completed
+    assert stream.events_sent == 6
+    assert not stream.client_gone.is_set()
+
+
+def test_slow_notices_a_client_that_leaves_early(
+    fresh: FakeProvider, capfd: pytest.CaptureFixture[str]
+) -> None:
+    url = fresh.url + "/slow/v1/chat/completions"
+    with httpx.Client() as client, client.stream("POST", url, json=STREAM) as response:
+        read: list[str] = []
+        for line in response.iter_lines():
+            read += [line] if line else []
+            if len(read) == 3:
+                break
+    left = time.monotonic()
+    (stream,) = fresh.streams
+    # The default pause is 0.25 s: the hang-up is seen before a 4th event is written.
+    assert hung_up(stream) == 3
+    assert stream.gone_at is not None
+    assert stream.gone_at - left < 0.2
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_slow_and_endless_refuse_what_is_not_a_chat_stream(fresh: FakeProvider) -> None:
+    with httpx.Client() as client:
+        plain = client.post(fresh.url + "/slow/v1/chat/completions", json=CHAT)
+        models = client.get(fresh.url + "/endless/v1/models")
+    assert plain.status_code == models.status_code == 400
+    assert "streamed chat completions" in plain.json()["error"]["message"]
+    assert fresh.streams == []
+
+
+def test_endless_stops_cleanly_when_the_client_hangs_up(
+    fresh: FakeProvider, capfd: pytest.CaptureFixture[str]
+) -> None:
+    url = fresh.url + "/counter/endless/v1/chat/completions"
+    with requests.post(url, json=STREAM, stream=True, timeout=5) as response:
+        lines: list[str] = []
+        for line in response.iter_lines(decode_unicode=True):
+            lines += [line] if line else []
+            if len(lines) == 8:
+                break
+    (stream,) = fresh.streams
+    sent = hung_up(stream)
+    assert sent >= 8
+    time.sleep(0.15)
+    assert stream.events_sent == sent, "nothing is written after the hang-up"
+    assert sse_contents(lines) == "Echo: hi (answer #1) 3 4 5 6 7 8"
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_closing_the_provider_ends_an_endless_stream() -> None:
+    provider = start_fake_provider()
+    url = provider.url + "/endless/v1/chat/completions"
+    with httpx.Client() as client, client.stream("POST", url, json=STREAM) as response:
+        lines = response.iter_lines()
+        next(lines)
+        provider.close()
+        (stream,) = provider.streams
+        assert stream.client_gone.wait(2)
+        with pytest.raises(httpx.RemoteProtocolError):
+            for _ in lines:
+                pass
+    stream.thread.join(2)
+    assert not stream.thread.is_alive()
