@@ -299,18 +299,16 @@ class Cassette:
 
 def parse(path: Path) -> list[Entry]:
     """Read and validate a cassette file; every problem is a :class:`CassetteError`."""
-    limit = _yaml.MAX_SIZE
     try:
-        # Sized before reading: a cassette may come from an untrusted pull request, and a
-        # symlink to a device or a huge file must not be read into memory.
+        # Sized before reading: a cassette may come from an untrusted pull request, and
+        # neither a huge file nor a symlink to a device may be read into memory.
         size = path.stat().st_size
-        if size > limit or not path.is_file():
-            what = f"{size:,} bytes" if path.is_file() else "not a regular file"
+        if not path.is_file():
+            raise CassetteError(f"{path}: cannot read cassette: not a regular file")
+        if size > _yaml.MAX_SIZE:
             raise CassetteError(
-                f"{path}: cannot read cassette: {what}, over the limit of {limit:,} bytes "
-                f"({limit >> 20} MiB) for a cassette file; restore it from git or re-record it"
-                if path.is_file()
-                else f"{path}: cannot read cassette: {what}"
+                f"{path}: cassette is {size:,} bytes, over the limit of {_yaml.MAX_SIZE:,} "
+                f"bytes ({_yaml.MAX_SIZE >> 20} MiB); restore it from git or re-record it"
             )
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
