@@ -62,20 +62,45 @@ def test_a_429_is_never_stored_and_the_sdk_retry_is(suite: Suite) -> None:
     assert suite.upstream() == 2
 
 
-def test_a_server_error_is_not_written(suite: Suite) -> None:
+def test_a_server_error_is_not_written(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
     suite.write(
         "test_500.py",
         """
         import os, httpx, pytest
 
+        BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
         @pytest.mark.llm_cache
-        def test_fails():
-            response = httpx.post(os.environ["FAKE_URL"] + "/fail500/v1/chat/completions", json={})
-            assert response.status_code == 500
+        def test_fails_then_succeeds():
+            base = os.environ["FAKE_URL"]
+            if os.environ["CALL_500"] == "yes":
+                failed = httpx.post(base + "/fail500/v1/chat/completions", json=BODY)
+                assert failed.status_code == 500
+            ok = httpx.post(base + "/v1/chat/completions", json=BODY)
+            assert ok.json()["choices"][0]["message"]["content"] == "Echo: hi"
+            assert ok.headers.get("x-llm-cache-status") == os.environ["EXPECT_STATUS"]
         """,
     )
-    suite.run("--llm-cache=record").assert_outcomes(passed=1)
-    assert suite.cassettes() == {}
+    monkeypatch.setenv("CALL_500", "yes")
+    monkeypatch.setenv("EXPECT_STATUS", "MISS")
+    recorded = suite.run("--llm-cache=record")
+    recorded.assert_outcomes(passed=1)
+    recorded.stdout.fnmatch_lines(["*1 recorded*1 not stored (429/5xx)*"])
+    assert suite.upstream() == 2
+    (text,) = suite.cassettes().values()
+    assert text.count("- key:") == 1, "only the success is stored"
+    assert "fail500" not in text
+    assert "status: 500" not in text
+    # Offline: the success replays from the cassette...
+    monkeypatch.setenv("CALL_500", "no")
+    monkeypatch.setenv("EXPECT_STATUS", "HIT")
+    suite.run().assert_outcomes(passed=1)
+    # ... and the 500 has no entry to replay.
+    monkeypatch.setenv("CALL_500", "yes")
+    missed = suite.run()
+    missed.assert_outcomes(failed=1)
+    missed.stdout.fnmatch_lines(["*no recorded response for POST*/fail500/v1/chat/completions*"])
+    assert suite.upstream() == 2
 
 
 def test_client_errors_are_stored(suite: Suite) -> None:
@@ -142,7 +167,7 @@ def test_a_swallowed_miss_still_fails_the_test(suite: Suite) -> None:
 
 
 def test_repeated_identical_requests_replay_in_order_then_the_last_repeats(
-    suite: Suite,
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite.write(
         "test_repeat.py",
@@ -150,19 +175,29 @@ def test_repeated_identical_requests_replay_in_order_then_the_last_repeats(
         import os, httpx, pytest
 
         @pytest.mark.llm_cache
-        def test_same_question_three_times(llm_cache):
-            url = os.environ["FAKE_URL"] + "/v1/models"
-            count = int(os.environ.get("REPEAT", "2"))
-            ids = [httpx.get(url).headers.get("x-request-id") for _ in range(count)]
-            print("IDS", ids)
+        def test_same_question_again_and_again():
+            # /counter: the provider's n-th answer to the same request says "answer #n".
+            url = os.environ["FAKE_URL"] + "/counter/v1/chat/completions"
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            answers = [
+                httpx.post(url, json=body).json()["choices"][0]["message"]["content"]
+                for _ in range(int(os.environ["REPEAT"]))
+            ]
+            print("ANSWERS", [a.removeprefix("Echo: hi ") for a in answers])
         """,
     )
-    suite.run("--llm-cache=record", "-s").assert_outcomes(passed=1)
+    monkeypatch.setenv("REPEAT", "3")
+    recorded = suite.run("--llm-cache=record", "-s")
+    recorded.assert_outcomes(passed=1)
+    assert "ANSWERS ['(answer #1)', '(answer #2)', '(answer #3)']" in recorded.stdout.str()
     (text,) = suite.cassettes().values()
-    assert text.count("- key:") == 2
-    result = suite.run("-s")
-    result.assert_outcomes(passed=1)
-    assert suite.upstream() == 2
+    assert text.count("- key:") == 3
+    monkeypatch.setenv("REPEAT", "5")
+    replayed = suite.run("-s")
+    replayed.assert_outcomes(passed=1)
+    expected = "['(answer #1)', '(answer #2)', '(answer #3)', '(answer #3)', '(answer #3)']"
+    assert "ANSWERS " + expected in replayed.stdout.str(), "in order, then the last repeats"
+    assert suite.upstream() == 3
 
 
 def test_the_order_of_repeated_answers_is_kept(suite: Suite) -> None:
@@ -173,7 +208,7 @@ def test_the_order_of_repeated_answers_is_kept(suite: Suite) -> None:
 
         @pytest.mark.llm_cache
         def test_counter():
-            url = os.environ["FAKE_URL"] + "/v1/chat/completions"
+            url = os.environ["FAKE_URL"] + "/counter/v1/chat/completions"
             answers = []
             for content in ["a", "b", "a", "a"]:
                 body = {"model": "m", "messages": [{"role": "user", "content": content}]}
@@ -182,33 +217,59 @@ def test_the_order_of_repeated_answers_is_kept(suite: Suite) -> None:
         """,
     )
     recorded = suite.run("--llm-cache=record", "-s")
-    expected = "ANSWERS ['Echo: a', 'Echo: b', 'Echo: a', 'Echo: a']"
+    recorded.assert_outcomes(passed=1)
+    expected = (
+        "ANSWERS ['Echo: a (answer #1)', 'Echo: b (answer #1)', "
+        "'Echo: a (answer #2)', 'Echo: a (answer #3)']"
+    )
     assert expected in recorded.stdout.str()
     replayed = suite.run("-s")
+    replayed.assert_outcomes(passed=1)
     assert expected in replayed.stdout.str()
     assert suite.upstream() == 4
     (text,) = suite.cassettes().values()
     assert text.count("- key:") == 4
 
 
-def test_in_process_transports_are_left_alone(suite: Suite) -> None:
+def test_in_process_transports_are_left_alone(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
     suite.write(
         "test_mock.py",
         """
-        import httpx, pytest
+        import os, httpx, pytest
 
         @pytest.mark.llm_cache
         def test_mock_transport(llm_cache):
             transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": 1}))
             with httpx.Client(transport=transport) as client:
-                response = client.get("https://example.invalid/")
-            assert response.json() == {"ok": 1}
-            assert "x-llm-cache-status" not in response.headers
+                mocked = client.get("https://example.invalid/")
+            assert mocked.json() == {"ok": 1}
+            assert "x-llm-cache-status" not in mocked.headers
             assert llm_cache.counts.replayed == llm_cache.counts.missed == 0
+            assert llm_cache.counts.recorded == 0
+            # The same test's call over a network transport does go through the cache.
+            with httpx.Client() as client:
+                real = client.get(os.environ["FAKE_URL"] + "/v1/models")
+            assert len(real.json()["data"]) == 3
+            assert real.headers.get("x-llm-cache-status") == os.environ["EXPECT_STATUS"]
+            counts = llm_cache.counts
+            print("COUNTS", counts.recorded, counts.replayed, counts.missed)
         """,
     )
-    suite.run().assert_outcomes(passed=1)
-    assert suite.cassettes() == {}
+    monkeypatch.setenv("EXPECT_STATUS", "MISS")
+    recorded = suite.run("--llm-cache=record", "-s")
+    recorded.assert_outcomes(passed=1)
+    recorded.stdout.fnmatch_lines(["*COUNTS 1 0 0"])
+    assert suite.upstream() == 1
+    (text,) = suite.cassettes().values()
+    assert text.count("- key:") == 1
+    assert "example.invalid" not in text
+    monkeypatch.setenv("EXPECT_STATUS", "HIT")
+    replayed = suite.run("-s")
+    replayed.assert_outcomes(passed=1)
+    replayed.stdout.fnmatch_lines(["*COUNTS 0 1 0"])
+    assert suite.upstream() == 1, "replayed with no request to the provider"
 
 
 @pytest.fixture
