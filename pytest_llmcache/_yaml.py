@@ -8,6 +8,7 @@ safe loader runs no tags, and the loaded data is checked for what our own writer
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ MAX_SIZE = 64 * 1024 * 1024
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_CONTAINERS = frozenset({dict, list, set})
+_CONTAINERS = frozenset({dict, list})
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # Where an anchor can start: a node's properties follow a space, a line start or a flow sign.
 _ANCHOR = re.compile(r"(?:^|[\s\[{,:])&[^\s\[\]{},]", re.M)
@@ -58,7 +59,7 @@ _Dumper.add_representer(str, _str)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
-    """The safe loader, refusing merge keys and reporting bad scalars with their line."""
+    """The safe loader, refusing merge keys and the types our writer never emits."""
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         # Merging copies the merged mapping's pairs into each mapping that merges it: nested
@@ -70,26 +71,45 @@ class _Loader(_BaseLoader):  # type: ignore[misc]
                 )
 
 
-def _marked(kind: str, construct: Callable[[Any, Any], object]) -> Callable[[Any, Any], object]:
-    """``construct``, with the ValueError of an impossible value turned into a marked error."""
-
-    def checked(loader: Any, node: Any) -> object:
-        try:
-            return construct(loader, node)
-        except (ValueError, OverflowError) as exc:
-            problem = f"{node.value[:40]!r} is not a usable {kind}: {exc}"
-            raise UnsafeYAML(problem, node.start_mark) from None
-
-    return checked
+def _refused(loader: Any, node: Any) -> object:
+    raise UnsafeYAML(
+        f"the tag !!{node.tag.rsplit(':', 1)[-1]} is not allowed in cassettes "
+        "(pytest-llmcache never writes it)",
+        node.start_mark,
+    )
 
 
-# An impossible date (2024-02-30) or an integer of more than 4,300 digits raises ValueError.
-_Loader.add_constructor(
-    "tag:yaml.org,2002:int", _marked("integer", yaml.SafeLoader.construct_yaml_int)
-)
-_Loader.add_constructor(
-    "tag:yaml.org,2002:timestamp", _marked("timestamp", yaml.SafeLoader.construct_yaml_timestamp)
-)
+_SCALARS: dict[str, Callable[[Any, Any], Any]] = {
+    "tag:yaml.org,2002:int": yaml.SafeLoader.construct_yaml_int,
+    "tag:yaml.org,2002:float": yaml.SafeLoader.construct_yaml_float,
+    "tag:yaml.org,2002:bool": yaml.SafeLoader.construct_yaml_bool,
+}
+
+
+def _scalar(loader: Any, node: Any) -> object:
+    """A number or boolean; an explicit tag on text that is none (``!!float abc``) is refused."""
+    kind = node.tag.rsplit(":", 1)[-1]
+    shown = repr(node.value) if len(node.value) <= 40 else f"{node.value[:40]!r}..."
+    try:
+        value = _SCALARS[node.tag](loader, node)
+    except (ValueError, KeyError, IndexError) as exc:  # ValueError too past 4,300 digits
+        raise UnsafeYAML(f"{shown} is not a valid !!{kind}: {exc}", node.start_mark) from None
+    if type(value) is int and abs(value) > sys.float_info.max:
+        # Durations and TTLs become floats; no recorded body holds a number this large.
+        raise UnsafeYAML(f"{shown} is too large a number for a cassette", node.start_mark)
+    return value
+
+
+# Our writer stores only what JSON holds: strings, numbers, booleans, null, mappings and lists.
+# Other types would reach code that expects those (JSON encoding at replay, `show`), so they
+# are refused here, with their line, instead of failing later without it.
+for _tag in ("binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refused)
+for _tag in _SCALARS:
+    _Loader.add_constructor(_tag, _scalar)
+# A date or time written without quotes (a hand edit) stays the text it is, as JSON would have
+# it: a body keeps its string, and ``recorded_at`` is read as ISO 8601 text either way.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
 def dump(data: object) -> str:
@@ -150,7 +170,7 @@ def _check_shape(data: object, text: str) -> None:
             level.extend(value)
             if type(value) is dict:
                 level.extend(value.values())
-        budget -= sum(map(len, [v for v in level if type(v) is str or type(v) is bytes]))
+        budget -= sum(map(len, [v for v in level if type(v) is str]))
         if budget < 0:
             raise _shared(text)
 
