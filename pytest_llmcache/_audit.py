@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._cassette import Cassette, CassetteError, parse
-from ._lock import cassette_lock
+from ._lock import LockError, cassette_lock
 from ._settings import Mode, Settings
 from ._stats import RunStats
 
@@ -38,12 +38,23 @@ def _slots(cassette: Cassette) -> list[tuple[str, int, int]]:
     return slots
 
 
+def _unjudged(stats: RunStats) -> set[str]:
+    """Cached tests that were collected but did not pass: their calls were not all made."""
+    return set(stats.collected) - set(stats.passed)
+
+
 def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> Audit:
-    """Find the entries of this run's cassettes that no passing test used."""
+    """Find the entries of this run's cassettes that no test used.
+
+    A cassette of a test that was skipped, xfailed or failed is not judged, nor an entry
+    such a test recorded: its calls were not all made.
+    """
     result = Audit()
+    unjudged = _unjudged(stats)
+    protected = set(stats.protected_paths)
     for path in sorted(stats.owned):
         file = Path(path)
-        if not file.exists():
+        if path in protected or not file.exists():
             continue
         try:
             cassette = read(file)
@@ -51,56 +62,70 @@ def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> 
             result.errors.append(str(exc))
             continue
         used = {(key, occurrence) for key, occurrence in stats.used.get(path, [])}
-        for key, occurrence, _ in _slots(cassette):
-            if (key, occurrence) not in used:
+        for key, occurrence, position in _slots(cassette):
+            if (key, occurrence) not in used and cassette.entries[position].test not in unjudged:
                 result.unused.append((path, key))
     return result
 
 
 def prune(stats: RunStats, result: Audit) -> None:
     """Remove unused entries and cassette files no collected test owns (complete runs only)."""
+    unjudged = _unjudged(stats)
     unused_by_file: dict[str, int] = {}
     for path, _ in result.unused:
         unused_by_file[path] = unused_by_file.get(path, 0) + 1
     for path in sorted(unused_by_file):
         file = Path(path)
         used = {(key, occurrence) for key, occurrence in stats.used.get(path, [])}
-        with cassette_lock(file):
-            try:
-                cassette = Cassette.load(file)
-            except CassetteError as exc:
-                result.errors.append(str(exc))
-                continue
-            kept = [
-                cassette.entries[position]
-                for key, occurrence, position in _slots(cassette)
-                if (key, occurrence) in used
-            ]
-            removed = len(cassette) - len(kept)
-            if not kept:
-                file.unlink()
-                result.deleted.append(path)
-                continue
-            rewritten = Cassette(file, kept)
-            rewritten.dirty = True
-            rewritten.save_unlocked()
+        try:
+            with cassette_lock(file):
+                removed = _trim(file, used, unjudged, result)
+        except LockError as exc:
+            result.errors.append(f"{file}: not pruned: {exc}")
+            continue
+        if removed is None:
+            continue
         result.pruned.append((path, removed))
-    owned = set(stats.owned)
-    for folder in sorted(stats.folders):
+    owned = set(stats.owned) | set(stats.protected_paths)
+    collected = set(stats.collected)
+    for folder in sorted(set(stats.folders) - set(stats.protected_folders)):
         for file in sorted(Path(folder).glob("*.yaml")):
-            if str(file) in owned or not _is_cassette(file):
+            if str(file) in owned or not _is_orphan(file, collected):
                 continue
             file.unlink()
             result.deleted.append(str(file))
 
 
-def _is_cassette(file: Path) -> bool:
-    """Only our own cassettes are ever deleted, never another tool's YAML."""
+def _trim(file: Path, used: set[tuple[str, int]], unjudged: set[str], result: Audit) -> int | None:
+    """Keep only the used entries (and those of unjudged tests); ``None`` if nothing is left
+    to count (the file was unreadable, or removed for being empty)."""
     try:
-        parse(file)
+        cassette = Cassette.load(file)
+    except CassetteError as exc:
+        result.errors.append(str(exc))
+        return None
+    kept = [
+        cassette.entries[position]
+        for key, occurrence, position in _slots(cassette)
+        if (key, occurrence) in used or cassette.entries[position].test in unjudged
+    ]
+    if not kept:
+        file.unlink()
+        result.deleted.append(str(file))
+        return None
+    rewritten = Cassette(file, kept)
+    rewritten.dirty = True
+    rewritten.save_unlocked()
+    return len(cassette) - len(kept)
+
+
+def _is_orphan(file: Path, collected: set[str]) -> bool:
+    """A cassette of ours (never another tool's YAML) that no collected test recorded into."""
+    try:
+        entries = parse(file)
     except CassetteError:
         return False
-    return True
+    return not any(entry.test in collected for entry in entries)
 
 
 def finish_run(

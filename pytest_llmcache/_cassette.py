@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,9 +15,9 @@ from typing import Any
 
 from . import _body, _yaml
 from ._exchange import Headers, Response
-from ._lock import cassette_lock
+from ._lock import LockError, cassette_lock
 
-__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Entry"]
+__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Change", "Entry"]
 
 CASSETTE_VERSION = 1
 
@@ -99,10 +99,9 @@ class Entry:
         return self._replay
 
     def same_exchange(self, other: Entry) -> bool:
-        """Whether two entries hold the same call and answer (timestamps and ids aside)."""
-        return (self.key, self.test, self.cut_short, self.request, _stable(self.response)) == (
+        """Whether two entries hold the same call and answer (timestamps, ids and owner aside)."""
+        return (self.key, self.cut_short, self.request, _stable(self.response)) == (
             other.key,
-            other.test,
             other.cut_short,
             other.request,
             _stable(other.response),
@@ -145,6 +144,21 @@ class Entry:
         )
 
 
+@dataclass
+class Change:
+    """What one test did to a cassette in this run: the slots it recorded."""
+
+    test: str
+    """The node id of the test."""
+    slots: dict[tuple[str, int], Entry]
+    """``(key, occurrence) -> entry``: the occurrence is the call's place among the test's
+    identical requests, counted when the call was made, whatever order answers came in."""
+    replace_own: bool = False
+    """``record``: the test's older entries that it did not record again are removed."""
+    own_file: bool = False
+    """The cassette is the test's alone: entries that name no test are its own too."""
+
+
 class Cassette:
     """The entries of one file, indexed by key; each key holds its responses in call order."""
 
@@ -157,10 +171,14 @@ class Cassette:
         """Inode, size and mtime of the file when last read or written here (None: never)."""
         self.entries: list[Entry] = []
         self._index: dict[str, list[Entry]] = {}
-        self._changes: list[tuple[int, Entry]] = []
         self.dirty = False
-        for entry in entries or []:
-            self._append(entry)
+        self._set(entries or [])
+
+    def _set(self, entries: list[Entry]) -> None:
+        self.entries = list(entries)
+        self._index = {}
+        for entry in self.entries:
+            self._index.setdefault(entry.key, []).append(entry)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -180,21 +198,57 @@ class Cassette:
         return None
 
     def put(self, occurrence: int, entry: Entry) -> Entry | None:
-        """Store ``entry`` as the ``occurrence``-th response to its key; return what it replaced."""
+        """Store ``entry`` as the ``occurrence``-th response to its key; return what it replaced.
+
+        An occurrence past the last one is stored after it (occurrences have no gaps).
+        """
         found = self._index.setdefault(entry.key, [])
         self.dirty = True
-        self._changes.append((occurrence, entry))
         if occurrence < len(found):
             old = found[occurrence]
             found[occurrence] = entry
             self.entries[self.entries.index(old)] = entry
             return old
-        self._append(entry)
+        self.entries.append(entry)
+        found.append(entry)
         return None
 
-    def _append(self, entry: Entry) -> None:
-        self.entries.append(entry)
-        self._index.setdefault(entry.key, []).append(entry)
+    def apply(self, change: Change) -> None:
+        """Put one test's recorded slots in place, in memory.
+
+        A slot that exists is replaced where it stands (re-recording the same traffic moves
+        nothing); a new one goes after the last entry of its key, in occurrence order. With
+        ``replace_own``, the test's own older entries that it did not record again go; the
+        entries of every other test stay as they are.
+        """
+        positions: dict[str, list[int]] = {}
+        for position, entry in enumerate(self.entries):
+            positions.setdefault(entry.key, []).append(position)
+        replaced: dict[int, Entry] = {}
+        after: dict[int, list[Entry]] = {}
+        for (key, occurrence), entry in sorted(change.slots.items(), key=lambda s: s[0][1]):
+            found = positions.get(key, [])
+            if occurrence < len(found):
+                replaced[found[occurrence]] = entry
+            else:
+                after.setdefault(found[-1] if found else -1, []).append(entry)
+
+        def stale(entry: Entry) -> bool:
+            if not change.replace_own:
+                return False
+            return entry.test == change.test or (entry.test is None and change.own_file)
+
+        result: list[Entry] = []
+        for position, entry in enumerate(self.entries):
+            if position in replaced:
+                result.append(replaced[position])
+            elif not stale(entry):
+                result.append(entry)
+            result += after.get(position, ())
+        result += after.get(-1, ())
+        if result != self.entries:
+            self._set(result)
+            self.dirty = True
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -242,34 +296,25 @@ class Cassette:
         """
         if not self.dirty:
             return False
-        with cassette_lock(self.path):
+        with _locked(self.path):
             return self._write()
 
-    def save_merged(self, *, fresh: Callable[[], bool], parse_cache: Path | None = None) -> bool:
-        """Write this process's new entries into the file as it is on disk now.
+    def commit(self, change: Change) -> bool:
+        """Apply one test's change to the file as it is on disk now, and write it.
 
-        Other processes (xdist workers sharing the cassette) may have written it since it
-        was read: under the file's lock, the file is read again and only the entries put
-        here since the last save are applied to it, so nobody's entry is lost. ``fresh`` is
-        asked, under the lock, whether to start from an empty file instead (the first write
-        of a ``record`` run).
+        Other processes (xdist workers sharing the cassette) may have written the file since
+        it was read here: under the file's lock it is read again first, so nobody's entry is
+        lost. Returns whether the file was written.
         """
-        if not self.dirty:
+        if not change.slots:
             return False
-        with cassette_lock(self.path):
-            if fresh():
-                base: list[Entry] = []
-            elif _stamp_of(self.path) == self._stamp:
-                # Nobody wrote the file since this process read it: what is in memory is
-                # already the merged result.
-                return self._write()
-            else:
-                base = Cassette.load(self.path, parse_cache).entries
-            merged = Cassette(self.path, base)
-            for occurrence, entry in self._changes:
-                merged.put(occurrence, entry)
-            self.entries, self._index = merged.entries, merged._index
-            return self._write()
+        with _locked(self.path):
+            if _stamp_of(self.path) != self._stamp:
+                fresh = Cassette.load(self.path, self._parse_cache)
+                self._set(fresh.entries)
+                self._stamp = fresh._stamp
+            self.apply(change)
+            return self._write() if self.dirty else False
 
     def save_unlocked(self) -> bool:
         """:meth:`save` for a caller that already holds the cassette's lock."""
@@ -277,7 +322,6 @@ class Cassette:
 
     def _write(self) -> bool:
         self.dirty = False
-        self._changes.clear()
         text = self.render()
         try:
             if self.path.read_text("utf-8") == text:
@@ -295,6 +339,15 @@ class Cassette:
         # The next run reads what was just written without parsing YAML.
         _save_parsed(_cache_file(self._parse_cache, self.path), self._stamp, self.entries)
         return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    try:
+        with cassette_lock(path):
+            yield
+    except LockError as exc:
+        raise CassetteError(f"{path}: cannot lock cassette: {exc}") from None
 
 
 def parse(path: Path) -> list[Entry]:

@@ -19,11 +19,10 @@ from typing import NoReturn
 
 from . import _current
 from ._capture import SecretFound, is_transient, make_entry
-from ._cassette import Cassette, CassetteError, Entry
+from ._cassette import Cassette, CassetteError, Change, Entry
 from ._errors import CacheRefusal, ReplayMiss
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
-from ._lock import first_claim
 from ._secrets import credentials
 from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
@@ -53,7 +52,6 @@ class Engine:
         self._normalize = normalize
         self._display_root = display_root or Path.cwd()
         self._cassettes: dict[Path, Cassette] = {}
-        self._previous: dict[Path, Cassette] = {}
         self._secrets: set[str] = set()
         self._usage: dict[int, Usage] = {}
         self._lock = threading.Lock()
@@ -65,9 +63,16 @@ class Engine:
         except ValueError:
             return str(path)
 
-    def begin(self, nodeid: str, options: TestOptions, path: Path) -> TestCache:
-        """Start caching the calls of one test."""
-        test = TestCache(self, nodeid, options, path)
+    def begin(
+        self, nodeid: str, options: TestOptions, path: Path, *, test_id: str | None = None
+    ) -> TestCache:
+        """Start caching the calls of one test.
+
+        ``nodeid`` is the test as the user types it where pytest was started; ``test_id``
+        its node id from the rootdir, which entries store as their owner (the same from
+        wherever pytest is started).
+        """
+        test = TestCache(self, nodeid, options, path, test_id=test_id)
         if str(path) not in self.stats.owned:
             self.stats.owned.append(str(path))
         _current.begin(test)
@@ -83,36 +88,37 @@ class Engine:
         if test.counts.expired:
             stats.expired_tests.append(test.nodeid)
         path = str(test.path)
-        if test.passed and test.used:
+        if test.used:
             stats.used.setdefault(path, []).extend([k, n] for k, n in test.used)
+        slots = test.recorded()
         cassette = self._cassettes.get(test.path)
-        if cassette is not None and cassette.dirty:
-            record = self.settings.mode is Mode.RECORD
+        if cassette is not None and slots:
+            # ``record`` replaces what this test recorded before, and nothing of other tests
+            # sharing the file: those did not run, or run on their own.
+            change = Change(
+                test.test_id,
+                slots,
+                replace_own=self.settings.mode is Mode.RECORD,
+                own_file=test.options.cassette is None,
+            )
             try:
-                written = cassette.save_merged(
-                    fresh=lambda: record and first_claim(test.path, self.run_id),
-                    parse_cache=self._parse_cache,
-                )
+                written = cassette.commit(change)
             except CassetteError as exc:
                 raise ReplayMiss(f"pytest-llmcache: {exc}") from None
             if written and path not in stats.written:
                 stats.written.append(path)
 
     def cassette(self, path: Path) -> Cassette:
-        """The cassette at ``path``, read once per run; ``record`` starts it empty."""
+        """The cassette at ``path``, read once per run."""
         cassette = self._cassettes.get(path)
         if cassette is None:
-            cassette = Cassette.load(path, self._parse_cache)
-            if self.settings.mode is Mode.RECORD:
-                self._previous[path] = cassette
-                cassette = Cassette(path, parse_cache=self._parse_cache)
-            self._cassettes[path] = cassette
+            cassette = self._cassettes[path] = Cassette.load(path, self._parse_cache)
         return cassette
 
     def on_disk(self, path: Path) -> Cassette:
         """The cassette as the file holds it now, without reading it again if possible."""
         cassette = self._cassettes.get(path)
-        if cassette is not None and not cassette.dirty and self.settings.mode is not Mode.RECORD:
+        if cassette is not None and not cassette.dirty:
             return cassette
         return Cassette.load(path, self._parse_cache)
 
@@ -125,10 +131,6 @@ class Engine:
             self.stats.add_saving(usage, entry.duration)
             if expired:
                 self.stats.expired_entries.append([str(test.path), entry.key, test.nodeid])
-
-    def previous(self, path: Path) -> Cassette | None:
-        """In ``record`` mode, what the file held before this run."""
-        return self._previous.get(path)
 
     def normalize(self, request: Request) -> Request:
         """Apply the user's ``pytest_llm_cache_normalize_request`` hook, if any."""
@@ -147,9 +149,19 @@ class TestCache:
 
     __test__ = False
 
-    def __init__(self, engine: Engine, nodeid: str, options: TestOptions, path: Path) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        nodeid: str,
+        options: TestOptions,
+        path: Path,
+        *,
+        test_id: str | None = None,
+    ) -> None:
         self.engine = engine
         self.nodeid = nodeid
+        self.test_id = test_id or nodeid
+        """The test's node id from the rootdir: what its entries name as their owner."""
         self.options = options
         self.path = path
         self.mode = engine.settings.mode
@@ -159,6 +171,7 @@ class TestCache:
             options.ignore_fields, options.match_headers, options.match_api_key
         )
         self._occurrences: dict[str, int] = {}
+        self._slots: dict[tuple[str, int], Entry] = {}
         self._lock = threading.Lock()
         self.used: list[tuple[str, int]] = []
         """The ``(key, occurrence)`` slots this test replayed or recorded."""
@@ -290,14 +303,19 @@ class TestCache:
         cassette = self._cassette()
         with self._lock:
             old = cassette.get(entry.key, recording.occurrence)
-            if old is None and (previous := self.engine.previous(self.path)) is not None:
-                old = previous.get(entry.key, recording.occurrence)
             if old is not None and old.same_exchange(entry) and not old.is_expired(now):
                 # Identical traffic keeps its timestamps, so re-recording changes no byte.
-                entry = old
-            cassette.put(recording.occurrence, entry)
+                entry = old if old.test == entry.test else replace(old, test=entry.test)
+            # Kept by the call's own place, not appended: identical calls in flight at once
+            # are stored in the order they were made, whatever order their answers came in.
+            self._slots[(entry.key, recording.occurrence)] = entry
             self.counts.recorded += 1
             self.used.append((entry.key, recording.occurrence))
+
+    def recorded(self) -> dict[tuple[str, int], Entry]:
+        """The entries this test recorded, by ``(key, occurrence)``."""
+        with self._lock:
+            return dict(self._slots)
 
     def _command(self, mode: str) -> str:
         return f"pytest --llm-cache={mode} '{self.nodeid}'"

@@ -107,7 +107,7 @@ class Settings:
     block_loopback: bool = False
     """Whether replay refuses loopback connections too (``llm_cache_block_loopback``)."""
     allow_secrets: tuple[str, ...] = ()
-    """Values, or ``*`` patterns, that look like API keys but are not (``llm_cache_allow_secrets``)."""
+    """Values, or ``*`` patterns, that look like keys but are not (``llm_cache_allow_secrets``)."""
 
 
 def resolve_settings(

@@ -52,6 +52,29 @@ class RunStats:
     """Cassette folders of the collected test modules (for ``--llm-cache-prune``)."""
     partial: bool = False
     """Whether some collected tests were deselected: a partial run prunes nothing."""
+    collected: list[str] = field(default_factory=list)
+    """Node ids of the cached tests collected."""
+    passed: list[str] = field(default_factory=list)
+    """Node ids of the cached tests that passed."""
+    protected_paths: list[str] = field(default_factory=list)
+    """Cassettes of tests that did not pass (skipped, xfailed, failed): never judged unused."""
+    protected_folders: list[str] = field(default_factory=list)
+    """Cassette folders where such a test's cassette cannot be known: no file deleted there."""
+
+    def add_outcomes(
+        self,
+        *,
+        collected: list[str],
+        passed: list[str],
+        protected_paths: list[str],
+        protected_folders: list[str],
+    ) -> None:
+        """Add how this process's cached tests ended."""
+        known = set(self.collected)
+        self.collected += [t for t in collected if t not in known]
+        self.passed += passed
+        self.protected_paths += [p for p in protected_paths if p not in self.protected_paths]
+        self.protected_folders += [f for f in protected_folders if f not in self.protected_folders]
 
     def add_saving(self, usage: Usage, seconds: float) -> None:
         """Count one replay: the tokens and time it spared."""
@@ -77,6 +100,12 @@ class RunStats:
         self.expired_entries += other.expired_entries
         self.folders += [f for f in other.folders if f not in self.folders]
         self.partial = self.partial or other.partial
+        self.add_outcomes(
+            collected=other.collected,
+            passed=other.passed,
+            protected_paths=other.protected_paths,
+            protected_folders=other.protected_folders,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A plain mapping (what xdist can carry)."""

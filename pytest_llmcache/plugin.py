@@ -30,6 +30,7 @@ _TEST: pytest.StashKey[TestCache] = pytest.StashKey()
 _AUDIT: pytest.StashKey[Audit | None] = pytest.StashKey()
 _PRUNE_FOLDERS = pytest.StashKey[set[str]]()
 _PARTIAL = pytest.StashKey[bool]()
+_OUTCOMES = pytest.StashKey["_Outcomes"]()
 _ACTIVATION = "_llm_cache_activation"
 
 _IniType = Literal["string", "bool", "linelist"]
@@ -196,7 +197,7 @@ def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache 
     from . import _adapters
 
     _adapters.install()
-    test = engine.begin(_command_line_id(node, config), options, path)
+    test = engine.begin(_command_line_id(node, config), options, path, test_id=node.nodeid)
     node.stash[_TEST] = test
     try:
         yield test
@@ -229,12 +230,61 @@ def pytest_runtest_makereport(
             report.outcome = "failed"
             report.longrepr = test.messages[0]
         test.passed = report.passed
+    outcomes = item.config.stash.get(_OUTCOMES, None)
+    if outcomes is not None and item.nodeid in outcomes.collected:
+        outcomes.seen(item, report)
     return report
+
+
+class _Outcomes:
+    """How each cached test ended: prune and strict judge no cassette of a test that did not
+    pass (skipped, xfailed, failed), whose calls were not all made."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.collected: dict[str, None] = {}
+        self.passed: list[str] = []
+        self.protected_paths: set[str] = set()
+        self.protected_folders: set[str] = set()
+
+    def seen(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        if report.when == "call" and report.passed:
+            self.passed.append(item.nodeid)
+        elif (report.when == "call" or report.outcome != "passed") and report.when != "teardown":
+            self._protect(item)
+
+    def _protect(self, item: pytest.Item) -> None:
+        """Keep what this test's cassettes may be: its own, and those its markers name."""
+        settings = self.settings
+        names: list[str | None] = [None]
+        names += [
+            str(m.kwargs["cassette"]).removesuffix(".yaml")
+            for m in item.iter_markers("llm_cache")
+            if isinstance(m.kwargs.get("cassette"), str)
+        ]
+        for name in names:
+            self.protected_paths.add(
+                str(
+                    cassette_path(
+                        test_file=item.path,
+                        nodeid=item.nodeid,
+                        shared_name=name,
+                        cassette_dir=settings.cassette_dir,
+                        rootpath=item.config.rootpath,
+                    )
+                )
+            )
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        config_fixture = definitions.get("llm_cache_config")
+        if config_fixture and len(config_fixture) > 1:
+            # A conftest's llm_cache_config may name its cassette: keep its whole folder.
+            self.protected_folders.add(str(_module_folder(item, settings)))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[_SETTINGS]
     folders = config.stash.setdefault(_PRUNE_FOLDERS, set())
+    outcomes = config.stash[_OUTCOMES] = _Outcomes(settings)
     for item in items:
         if settings.prune:
             folders.add(str(_module_folder(item, settings)))
@@ -244,6 +294,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             and isinstance(names, list)
             and (_wants_cache(item, settings) or _ACTIVATION in names)
         ):
+            outcomes.collected[item.nodeid] = None
             # The fixture goes before the test's own function fixtures, so the cache is on
             # when they make calls, and after broader ones (session, module), which serve
             # more than this test. (Parametrized tests share this list.)
@@ -284,15 +335,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     stats = engine.stats
     stats.folders += sorted(config.stash.get(_PRUNE_FOLDERS, set()) - set(stats.folders))
     stats.partial = stats.partial or config.stash.get(_PARTIAL, False)
+    outcomes = config.stash.get(_OUTCOMES, None)
+    if outcomes is not None:
+        stats.add_outcomes(
+            collected=list(outcomes.collected),
+            passed=outcomes.passed,
+            protected_paths=sorted(outcomes.protected_paths),
+            protected_folders=sorted(outcomes.protected_folders),
+        )
     worker = getattr(config, "workeroutput", None)
     if worker is not None:
         worker["llm_cache"] = stats.to_json()  # the controller reports for everyone
         return
     from . import _report
     from ._audit import finish_run
-    from ._lock import forget_run
 
-    forget_run(engine.run_id)
     complete = (
         exitstatus == pytest.ExitCode.OK
         and not session.shouldfail

@@ -62,7 +62,10 @@ def test_strict_fails_the_run_on_unused_entries(shrunk: Suite) -> None:
 
 def test_prune_removes_unused_entries_and_orphan_cassettes(shrunk: Suite) -> None:
     orphan = shrunk.path / "cassettes/test_fresh/test_deleted_long_ago.yaml"
-    orphan.write_text((shrunk.path / "cassettes/test_fresh/test_two.yaml").read_text())
+    # The cassette of a test deleted long ago: its entries name a test no longer collected.
+    text = (shrunk.path / "cassettes/test_fresh/test_two.yaml").read_text()
+    assert "test: test_fresh.py::test_two" in text
+    orphan.write_text(text.replace("::test_two", "::test_deleted_long_ago"))
     foreign = shrunk.path / "cassettes/test_fresh/notes.yaml"
     foreign.write_text("not: a cassette\n")
     result = shrunk.run("--llm-cache-prune")

@@ -42,7 +42,7 @@ def test_the_summary_counts_and_names_the_fix(
     replayed.stdout.fnmatch_lines(
         [
             "*= llm-cache =*",
-            "mode replay: 3 replayed, 0 recorded, 1 missed, 0 expired, 1 unused",
+            "mode replay: 3 replayed, 0 recorded, 1 missed, 0 expired, 0 unused",
             "saved: * tokens (* in, * out), * s of calls",
             "missed in 1 test(s):",
             "  test_sum.py::test_two",

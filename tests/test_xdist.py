@@ -39,11 +39,17 @@ def test_forty_tests_share_one_cassette_across_four_workers(suite: Suite) -> Non
     replayed.stdout.fnmatch_lines(["mode replay: 40 replayed, 0 recorded, 0 missed, 0 expired*"])
 
 
-def test_record_with_workers_drops_what_this_run_did_not_record(suite: Suite) -> None:
+def test_record_with_workers_keeps_other_tests_entries_and_prune_drops_deleted_ones(
+    suite: Suite,
+) -> None:
     suite.write("test_shared.py", SHARED)
     suite.run("-p", "xdist", "-n", "2", "--llm-cache=record").assert_outcomes(passed=40)
     suite.write("test_shared.py", SHARED.replace("range(40)", "range(10)"))
     suite.run("-p", "xdist", "-n", "2", "--llm-cache=record").assert_outcomes(passed=10)
+    # record replaces what the tests that ran recorded, and nothing else.
+    assert suite.cassettes()[CASSETTE].count("- key: ") == 40
+    pruned = suite.run("-p", "xdist", "-n", "2", "--llm-cache-prune")
+    pruned.assert_outcomes(passed=10)
     assert suite.cassettes()[CASSETTE].count("- key: ") == 10
 
 
