@@ -23,7 +23,7 @@ from ._cassette import Cassette, CassetteError, Change, Entry
 from ._errors import CacheRefusal, ReplayMiss
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
-from ._secrets import credentials
+from ._secrets import credentials, redact_url
 from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
 from ._usage import Usage, entry_usage
@@ -234,9 +234,9 @@ class TestCache:
         test would not be what its marker promises.
         """
         self._fail(
-            f"pytest-llmcache: {method} {url} went around the cache: it was sent through "
-            f"{via}, a transport pytest-llmcache cannot see into, so it may have reached the "
-            f"network and can be neither recorded nor replayed.\n"
+            f"pytest-llmcache: {method} {redact_url(url)} went around the cache: it was sent "
+            f"through {via}, a transport pytest-llmcache cannot see into, so it may have "
+            f"reached the network and can be neither recorded nor replayed.\n"
             f"  test: {self.nodeid}\n"
             f"  fix: give the client an httpx.HTTPTransport (or a transport that wraps one), "
             f"fake it with httpx.MockTransport, or leave this test unmarked"
@@ -291,14 +291,14 @@ class TestCache:
                 duration=time.perf_counter() - recording.started,
                 now=now,
                 secrets=secrets,
-                test=self.nodeid,
+                test=self.test_id,
                 cut_short=cut_short,
             )
         except SecretFound as exc:
             self._fail(
                 f"pytest-llmcache: refusing to write {self.engine.display(self.path)}: the "
-                f"response to {recording.request.method} {recording.request.url} holds a value "
-                f"shaped like an API key at {exc}. Nothing was written.\n  test: {self.nodeid}"
+                f"response to {_call(recording.request)} holds a value shaped like an API key "
+                f"at {exc}. Nothing was written.\n  test: {self.nodeid}"
             )
         cassette = self._cassette()
         with self._lock:
@@ -337,7 +337,7 @@ class TestCache:
             match_headers=self._key_options.match_headers,
         )
         return (
-            f"pytest-llmcache: no recorded response for {request.method} {request.url}\n"
+            f"pytest-llmcache: no recorded response for {_call(request)}\n"
             f"  test:     {self.nodeid}\n"
             f"  cassette: {where} ({state})\n"
             f"{nearest}"
@@ -349,7 +349,7 @@ class TestCache:
     def _cut_short_message(self, request: Request, entry: Entry) -> str:
         count = len(entry.to_response().chunks)
         return (
-            f"pytest-llmcache: the recording of {request.method} {request.url} was cut short: "
+            f"pytest-llmcache: the recording of {_call(request)} was cut short: "
             f"the stream was left after {count} {'chunk' if count == 1 else 'chunks'} when it "
             "was recorded, and this run reads past them.\n"
             f"  test:     {self.nodeid}\n"
@@ -359,13 +359,18 @@ class TestCache:
 
     def _expired_message(self, request: Request, entry: Entry) -> str:
         return (
-            f"pytest-llmcache: expired entry for {request.method} {request.url} "
+            f"pytest-llmcache: expired entry for {_call(request)} "
             f"(recorded {entry.recorded_at}, ttl {entry.ttl or 0:g}s) and --llm-cache-strict "
             "is on\n"
             f"  test:     {self.nodeid}\n"
             f"  cassette: {self.engine.display(self.path)}\n"
             f"  refresh it: {self._command('auto')}"
         )
+
+
+def _call(request: Request) -> str:
+    """A call as messages show it: no credential in its URL."""
+    return f"{request.method} {redact_url(request.url)}"
 
 
 class Recording:
