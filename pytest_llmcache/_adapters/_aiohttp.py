@@ -16,7 +16,7 @@ import importlib
 from collections import deque
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from .._current import current, handling, is_handling
 from .._engine import Recording
@@ -35,6 +35,8 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     original = connector_cls.connect
     connection_cls: Any = importlib.import_module("aiohttp.connector").Connection
     handler_cls: Any = importlib.import_module("aiohttp.client_proto").ResponseHandler
+    # aiohttp's own handler, told apart on a replayed connection (see ``_ReplayHandler``).
+    replay_handler_cls = type("ReplayHandler", (_ReplayHandler, handler_cls), {})
 
     async def connect(self: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
         test = current()
@@ -44,8 +46,9 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         head = req.method.upper() == "HEAD"
         if isinstance(decision, Response):
             loop = asyncio.get_running_loop()
-            protocol = handler_cls(loop)
-            protocol.connection_made(_ReplaySocket(protocol, render(decision, head=head), loop))
+            protocol = replay_handler_cls(loop)
+            pieces = render(decision, head=head)
+            protocol.connection_made(_ReplaySocket(protocol, pieces, loop, decision.past_end))
             return connection_cls(_NoPool(), req.connection_key, protocol, loop)
         try:
             with handling():
@@ -102,6 +105,25 @@ class _NoPool:
         protocol.close()
 
 
+class _ReplayHandler:
+    """aiohttp's response handler on a replayed connection, which sees a reader wait.
+
+    aiohttp's body reader asks its handler whether the connection is still there each time
+    it is about to wait for more bytes: past the last chunk of a recording cut short, that
+    wait is a read past the end.
+    """
+
+    transport: Any
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open (a read past a recording cut short fails here)."""
+        transport = self.transport
+        if isinstance(transport, _ReplaySocket):
+            transport.waited_on()
+        return transport is not None
+
+
 class _ReplaySocket(asyncio.Transport):
     """An in-memory socket that sends a stored response and swallows the request.
 
@@ -110,12 +132,17 @@ class _ReplaySocket(asyncio.Transport):
     """
 
     def __init__(
-        self, protocol: asyncio.Protocol, pieces: list[bytes], loop: asyncio.AbstractEventLoop
+        self,
+        protocol: asyncio.Protocol,
+        pieces: list[bytes],
+        loop: asyncio.AbstractEventLoop,
+        past_end: Callable[[], NoReturn] | None = None,
     ) -> None:
         super().__init__()
         self._protocol = protocol
         self._pieces = deque(pieces)
         self._loop = loop
+        self._past_end = past_end
         self._paused = False
         self._closing = False
         self._scheduled = False
@@ -131,6 +158,11 @@ class _ReplaySocket(asyncio.Transport):
         if self._pieces and not (self._paused or self._closing):
             self._protocol.data_received(self._pieces.popleft())
             self._schedule()
+
+    def waited_on(self) -> None:
+        """A reader waits for more of the body: past a recording cut short, that fails."""
+        if self._past_end is not None and not self._pieces and not self._closing:
+            self._past_end()
 
     def write(self, data: Any) -> None:
         """The request: already in the cache's hands."""
@@ -217,8 +249,16 @@ class _Tap(asyncio.Protocol):
         return result
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The connection ended before the response was complete, or with it."""
-        self._reader.eof(failed=exc is not None)
+        """The connection ended before the response was complete, or with it.
+
+        Ended with no error and no end from the server, it was closed by the client: the
+        caller left the body early (unless aiohttp had already failed it, as on a timeout).
+        """
+        exception = getattr(self._protocol, "exception", None)
+        if exc is not None or (exception is not None and exception() is not None):
+            self._reader.eof(failed=True)
+        else:
+            self._reader.leave()
         self._restore()
         self._protocol.connection_lost(exc)
 

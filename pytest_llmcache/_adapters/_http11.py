@@ -3,29 +3,38 @@
 For a library that does its own HTTP parsing (aiohttp), the cache works on the bytes of the
 connection: a replay is served as wire bytes the library parses like any response, and a
 recording watches the live bytes go by without changing what the library receives (but for
-the cache status header).
+the cache status header). For the others, :func:`stop_waiting` lets a recording look, without
+waiting, whether a response its caller left had already ended.
 """
 
 from __future__ import annotations
 
+import socket
 from http import HTTPStatus
 
 from .._capture import CACHE_STATUS_HEADER, replay_headers
 from .._engine import Recording
 from .._exchange import Headers, Response
 
-__all__ = ["ResponseReader", "render"]
+__all__ = ["ResponseReader", "render", "stop_waiting"]
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 
 def render(stored: Response, *, head: bool) -> list[bytes]:
-    """The wire pieces of a stored response: head, then one HTTP chunk per stored chunk."""
+    """The wire pieces of a stored response: head, then one HTTP chunk per stored chunk.
+
+    A recording cut short (``stored.past_end`` set) is chunked and has no last chunk: its
+    body stops where the caller left it, unfinished.
+    """
     headers = replay_headers(stored.headers, "HIT")
     chunks = [c for c in stored.chunks if c]
     no_body = head or stored.status in _NO_BODY_STATUSES or stored.status < 200
     if no_body:
         pieces: list[bytes] = []
+    elif stored.past_end is not None:
+        headers.append(("transfer-encoding", "chunked"))
+        pieces = [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks]
     elif len(chunks) <= 1:
         headers.append(("content-length", str(len(chunks[0]) if chunks else 0)))
         pieces = chunks
@@ -43,6 +52,25 @@ def render(stored: Response, *, head: bool) -> list[bytes]:
         return [head_bytes]
     # The head goes with the first chunk, each later chunk on its own, as a server sends them.
     return [head_bytes + pieces[0], *pieces[1:]]
+
+
+def stop_waiting(sock: object) -> bool:
+    """Shut the read side of a live connection's socket; whether that was possible.
+
+    Afterwards a read returns at once: the bytes already received, then the end. So a
+    recording whose caller left the stream can look one read further to see whether the body
+    had already ended, without waiting for a server that may never finish (the connection is
+    being given up anyway).
+    """
+    if not isinstance(sock, socket.socket):
+        return False
+    try:
+        # The plain socket's shutdown, also for TLS: ``SSLSocket.shutdown`` would drop the
+        # TLS layer and let the read see raw records.
+        socket.socket.shutdown(sock, socket.SHUT_RD)
+    except OSError:
+        return False
+    return True
 
 
 class ResponseReader:
@@ -81,6 +109,23 @@ class ResponseReader:
         """The connection ended: the body is complete only if it was meant to run to here."""
         if not self.done:
             self._finish(failed=failed or self._state != "eof")
+
+    def leave(self) -> None:
+        """The client closed the connection before the response was through.
+
+        The body passed on so far is kept, marked cut short; all of it but the blank line
+        that ends a chunked body counts as complete, and without a head nothing is kept.
+        """
+        if self.done:
+            return
+        if self._state in ("head", "trailer"):
+            self._finish(failed=self._state == "head")
+            return
+        if self._chunk:
+            self._recording.add(bytes(self._chunk))
+            self._chunk.clear()
+        self.done = True
+        self._recording.finish(self._status, self._headers, cut_short=True)
 
     def _step(self) -> bool:
         """Consume what can be consumed; ``False`` when more bytes are needed."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from .._capture import CACHE_STATUS_HEADER, replay_headers
 from .._current import current, handling, is_handling
 from .._engine import Recording
-from .._exchange import Request, Response
+from .._exchange import Headers, Request, Response
+from ._http11 import stop_waiting
 from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
@@ -28,7 +29,11 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         return None  # the same classes under another name (httpx2.alias_httpx)
     original_sync = sync_cls.handle_request
     original_async = async_cls.handle_async_request
-    streams = _stream_classes(lib)
+    # httpx checks a response's stream against its own base classes, and httpx and httpx2
+    # each have theirs: the streams below get them here, their logic stays one.
+    replay_cls = type("ReplayStream", (_ReplayStream, lib.SyncByteStream, lib.AsyncByteStream), {})
+    record_cls = type("RecordingStream", (_RecordingStream, lib.SyncByteStream), {})
+    arecord_cls = type("AsyncRecordingStream", (_AsyncRecordingStream, lib.AsyncByteStream), {})
 
     def handle_request(self: Any, request: Any) -> Any:
         test = current()
@@ -37,14 +42,14 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         request.read()
         decision = test.decide(_request(request))
         if isinstance(decision, Response):
-            return _replayed(lib, streams.replay, decision, request)
+            return _replayed(lib, replay_cls, decision, request)
         try:
             with handling():
                 response = original_sync(self, request)
         except BaseException:
             decision.finish_failed()
             raise
-        return _recorded(lib, streams.record, response, decision)
+        return _recorded(lib, record_cls, response, decision)
 
     async def handle_async_request(self: Any, request: Any) -> Any:
         test = current()
@@ -53,14 +58,14 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         await request.aread()
         decision = test.decide(_request(request))
         if isinstance(decision, Response):
-            return _replayed(lib, streams.replay, decision, request)
+            return _replayed(lib, replay_cls, decision, request)
         try:
             with handling():
                 response = await original_async(self, request)
         except BaseException:
             decision.finish_failed()
             raise
-        return _recorded(lib, streams.arecord, response, decision)
+        return _recorded(lib, arecord_cls, response, decision)
 
     return swap(
         [
@@ -81,131 +86,175 @@ def _request(request: Any) -> Request:
 
 def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
     headers = replay_headers(stored.headers, "HIT")
-    if len(stored.chunks) == 1:
+    if len(stored.chunks) == 1 and stored.past_end is None:
         headers.append(("content-length", str(len(stored.chunks[0]))))
     return lib.Response(
         stored.status,
         headers=headers,
-        stream=stream_cls(stored.chunks),
+        stream=stream_cls(stored.chunks, stored.past_end),
         request=request,
         extensions={"http_version": b"HTTP/1.1"},
     )
 
 
 def _recorded(lib: Any, stream_cls: Any, response: Any, recording: Recording) -> Any:
-    headers = tuple(response.headers.multi_items())
+    tee = _Tee(recording, response.status_code, tuple(response.headers.multi_items()))
+    extensions = response.extensions
+    if extensions.get("http_version") in (b"HTTP/1.1", b"HTTP/1.0"):
+        # One response per connection: shutting its read side touches no other stream.
+        network = extensions.get("network_stream")
+        tee.socket = network.get_extra_info("socket") if network is not None else None
     return lib.Response(
         response.status_code,
         headers=[*response.headers.raw, (CACHE_STATUS_HEADER.encode(), b"MISS")],
-        stream=stream_cls(response.stream, recording, response.status_code, headers),
-        extensions=response.extensions,
+        stream=stream_cls(response.stream, tee),
+        extensions=extensions,
     )
 
 
-class _Streams:
-    def __init__(self, replay: Any, record: Any, arecord: Any) -> None:
-        self.replay = replay
-        self.record = record
-        self.arecord = arecord
+class _ReplayStream:
+    """The stored chunks, in order, to a sync or an async reader.
+
+    Reading past the last chunk of a recording cut short fails the test (``past_end``).
+    """
+
+    def __init__(self, chunks: tuple[bytes, ...], past_end: Callable[[], NoReturn] | None) -> None:
+        self._chunks = chunks
+        self._past_end = past_end
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+        if self._past_end is not None:
+            self._past_end()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._past_end is not None:
+            self._past_end()
 
 
-def _stream_classes(lib: Any) -> _Streams:
-    """Byte streams built on ``lib``'s own base classes, as its client checks for them."""
+class _Tee:
+    """One live response on its way to the caller, copied into its recording as it passes.
 
-    class ReplayStream(lib.SyncByteStream, lib.AsyncByteStream):  # type: ignore[misc]
-        """The stored chunks, in order, to a sync or an async reader."""
+    What the sync and async streams share: the copy, and the verdict when the caller leaves.
+    """
 
-        def __init__(self, chunks: tuple[bytes, ...]) -> None:
-            self._chunks = chunks
+    def __init__(self, recording: Recording, status: int, headers: Headers) -> None:
+        self.recording = recording
+        self.status = status
+        self.headers = headers
+        self.socket: object = None
+        """The connection's socket, when the response has it to itself (HTTP/1.x)."""
 
-        def __iter__(self) -> Iterator[bytes]:
-            return iter(self._chunks)
+    def add(self, chunk: bytes) -> None:
+        self.recording.add(chunk)
 
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            for chunk in self._chunks:
+    def ended(self) -> None:
+        self.recording.finish(self.status, self.headers)
+
+    def failed(self) -> None:
+        self.recording.finish_failed()
+
+    @property
+    def open(self) -> bool:
+        """The caller has not yet read to the end, nor has the read failed."""
+        return not self.recording.done
+
+    def stop_waiting(self) -> bool:
+        """Make the next read return at once; ``False`` when that is not possible."""
+        return stop_waiting(self.socket)
+
+    def left(self, *, ended: bool) -> None:
+        """The caller closed the stream: keep the chunks it read, cut short unless the body
+        had already ended (all of it received, only its end not yet read)."""
+        self.recording.finish(self.status, self.headers, cut_short=not ended)
+
+
+class _RecordingStream:
+    """Passes the live chunks through as they arrive and keeps a copy of each.
+
+    Closing before the end closes the live response at once: nothing more is read from a
+    server that may take long to finish, or never finish.
+    """
+
+    def __init__(self, inner: Any, tee: _Tee) -> None:
+        self._inner = inner
+        self._tee = tee
+        # Held here, not only by the loop below: a reader that drops its iterator before
+        # closing the response (mistral's, at its [DONE] event) must leave the live one
+        # open, for ``close`` to see whether the body had ended.
+        self._live: Iterator[bytes] = iter(inner)
+        self._iterator = self._produce()
+
+    def _produce(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._live:
+                self._tee.add(chunk)
                 yield chunk
+        except GeneratorExit:
+            raise  # the reader stopped; ``close`` settles the recording
+        except BaseException:
+            self._tee.failed()
+            raise
+        self._tee.ended()
 
-    class RecordingStream(lib.SyncByteStream):  # type: ignore[misc]
-        """Passes the live chunks through as they arrive and keeps a copy of each."""
+    def __iter__(self) -> Iterator[bytes]:
+        return self._iterator
 
-        def __init__(self, inner: Any, recording: Recording, status: int, headers: Any) -> None:
-            self._inner = inner
-            self._recording = recording
-            self._status = status
-            self._headers = headers
-            self._iterator = self._produce()
+    def close(self) -> None:
+        try:
+            if self._tee.open:
+                self._tee.left(ended=self._tee.stop_waiting() and _at_end(self._live))
+        finally:
+            self._inner.close()
 
-        def _produce(self) -> Iterator[bytes]:
-            # Held here, not only by the loop: leaving the loop must not drop (and so close)
-            # the live stream while the rest of it is still to be read.
-            chunks = iter(self._inner)
-            try:
-                for chunk in chunks:
-                    self._recording.add(chunk)
-                    yield chunk
-            except GeneratorExit:
-                # A reader that returns at its end-of-stream event (mistral's [DONE]) drops
-                # the byte iterators, which closes this one before the response is closed:
-                # the rest of the body still belongs in the recording.
-                self._drain(chunks)
-                raise
-            except Exception:
-                self._recording.finish_failed()
-                raise
-            self._recording.finish(self._status, self._headers)
 
-        def _drain(self, chunks: Iterator[bytes]) -> None:
-            if self._recording.done:
-                return
-            try:
-                for chunk in chunks:
-                    self._recording.add(chunk)
-            except Exception:
-                self._recording.finish_failed()
-            else:
-                self._recording.finish(self._status, self._headers)
+class _AsyncRecordingStream:
+    """The async twin of ``_RecordingStream``."""
 
-        def __iter__(self) -> Iterator[bytes]:
-            return self._iterator
+    def __init__(self, inner: Any, tee: _Tee) -> None:
+        self._inner = inner
+        self._tee = tee
+        self._live: AsyncIterator[bytes] = aiter(inner)
+        self._iterator = self._produce()
 
-        def close(self) -> None:
-            # A caller that stops reading early still gets a complete recording.
-            try:
-                if not self._recording.done:
-                    for _ in self._iterator:
-                        pass
-            finally:
-                self._inner.close()
+    async def _produce(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._live:
+                self._tee.add(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException:
+            self._tee.failed()
+            raise
+        self._tee.ended()
 
-    class AsyncRecordingStream(lib.AsyncByteStream):  # type: ignore[misc]
-        """The async twin of ``RecordingStream``."""
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterator
 
-        def __init__(self, inner: Any, recording: Recording, status: int, headers: Any) -> None:
-            self._inner = inner
-            self._recording = recording
-            self._status = status
-            self._headers = headers
-            self._iterator = self._produce()
+    async def aclose(self) -> None:
+        try:
+            if self._tee.open:
+                self._tee.left(ended=self._tee.stop_waiting() and await _async_at_end(self._live))
+        finally:
+            await self._inner.aclose()
 
-        async def _produce(self) -> AsyncIterator[bytes]:
-            try:
-                async for chunk in self._inner:
-                    self._recording.add(chunk)
-                    yield chunk
-            except Exception:
-                self._recording.finish_failed()
-                raise
-            self._recording.finish(self._status, self._headers)
 
-        def __aiter__(self) -> AsyncIterator[bytes]:
-            return self._iterator
+def _at_end(live: Iterator[bytes]) -> bool:
+    """Whether ``live`` ends without another byte (call only once it cannot wait)."""
+    try:
+        return not any(live)
+    except Exception:
+        return False  # the connection ended before the body did
 
-        async def aclose(self) -> None:
-            try:
-                if not self._recording.done:
-                    async for _ in self._iterator:
-                        pass
-            finally:
-                await self._inner.aclose()
 
-    return _Streams(ReplayStream, RecordingStream, AsyncRecordingStream)
+async def _async_at_end(live: AsyncIterator[bytes]) -> bool:
+    try:
+        async for chunk in live:
+            if chunk:
+                return False
+    except Exception:
+        return False
+    return True

@@ -11,12 +11,13 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from .._capture import CACHE_STATUS_HEADER, replay_headers
 from .._current import current, handling, is_handling
 from .._engine import Recording
 from .._exchange import Headers, Request, Response
+from ._http11 import stop_waiting
 from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
@@ -87,28 +88,73 @@ def _header_dict(pairs: Any) -> Any:
 
 def _replayed(stored: Response) -> _Body:
     headers = replay_headers(stored.headers, "HIT")
-    if len(stored.chunks) == 1:
+    if len(stored.chunks) == 1 and stored.past_end is None:
         headers.append(("content-length", str(len(stored.chunks[0]))))
-    return _Body(iter(stored.chunks), status=stored.status, headers=_header_dict(headers))
+    return _Body(
+        _stored(stored.chunks, stored.past_end), status=stored.status, headers=_header_dict(headers)
+    )
+
+
+def _stored(chunks: tuple[bytes, ...], past_end: Callable[[], NoReturn] | None) -> Iterator[bytes]:
+    """The stored chunks; reading past those of a recording cut short fails the test."""
+    yield from chunks
+    if past_end is not None:
+        past_end()
 
 
 def _recorded(raw: Any, recording: Recording) -> _Body:
     headers: Headers = tuple((k.lower(), v) for k, v in raw.headers.items())
-    return _Body(_live(raw, recording, headers), status=raw.status, headers=raw.headers, inner=raw)
+    live = _Live(raw, recording, _without_decoded_encoding(raw, headers))
+    return _Body(live, status=raw.status, headers=raw.headers, inner=raw)
 
 
-def _live(raw: Any, recording: Recording, headers: Headers) -> Iterator[bytes]:
-    """The live body, decoded by urllib3 and kept chunk by chunk as it reaches the caller."""
-    # A chunked body comes one HTTP chunk at a time (an SSE event each, from the providers).
-    amt = None if getattr(raw, "chunked", False) else _STREAM_AMT
+class _Live:
+    """The live body, decoded by urllib3 and kept chunk by chunk as it reaches the caller.
+
+    Closed before the end, it closes the live response at once and keeps the chunks read so
+    far as a recording cut short.
+    """
+
+    def __init__(self, raw: Any, recording: Recording, headers: Headers) -> None:
+        self._raw = raw
+        self._recording = recording
+        self._headers = headers
+        # A chunked body comes one HTTP chunk at a time (an SSE event each, from the providers).
+        amt = None if getattr(raw, "chunked", False) else _STREAM_AMT
+        self._pieces: Iterator[bytes] = raw.stream(amt, decode_content=True)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            chunk = next(self._pieces)
+        except StopIteration:
+            self._recording.finish(self._raw.status, self._headers)
+            raise
+        except BaseException:
+            self._recording.finish_failed()
+            raise
+        self._recording.add(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the live response; a body the caller left before its end is cut short."""
+        try:
+            if not self._recording.done:
+                connection = getattr(self._raw, "connection", None)
+                ended = stop_waiting(getattr(connection, "sock", None)) and _at_end(self._pieces)
+                self._recording.finish(self._raw.status, self._headers, cut_short=not ended)
+        finally:
+            self._raw.close()
+
+
+def _at_end(pieces: Iterator[bytes]) -> bool:
+    """Whether ``pieces`` ends without another byte (call only once it cannot wait)."""
     try:
-        for chunk in raw.stream(amt, decode_content=True):
-            recording.add(chunk)
-            yield chunk
-    except BaseException:
-        recording.finish_failed()
-        raise
-    recording.finish(raw.status, _without_decoded_encoding(raw, headers))
+        return not any(pieces)
+    except Exception:
+        return False  # the connection ended before the body did
 
 
 def _without_decoded_encoding(raw: Any, headers: Headers) -> Headers:
@@ -208,15 +254,13 @@ class _Body(io.IOBase):
             self._inner.release_conn()
 
     def close(self) -> None:
-        """Close the body; a recording still gets the whole of it."""
+        """Close the body at once, read to its end or not."""
         if self.closed:
             return
         try:
-            if self._inner is not None:
-                # A caller that stops reading early still leaves a complete recording.
-                for _ in self._chunks:
-                    pass
-                self._inner.close()
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
         finally:
             super().close()
 

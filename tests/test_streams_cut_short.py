@@ -1,0 +1,206 @@
+"""A stream left early closes at once in every mode, and is stored and replayed cut short.
+
+Each client reads a few events of a slow (20 events, 0.25 s apart) or endless stream from the
+fake provider, then leaves it, as a test that checks only the start of an answer does.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import Suite
+
+pytest.importorskip("openai")
+
+SOURCE = """
+import asyncio, os, threading, time
+
+import pytest
+
+URL = os.environ["FAKE_URL"] + os.environ["PREFIX"] + "/v1/chat/completions"
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+READ = int(os.environ["READ"])  # events to read before leaving; 0: read to the end
+
+
+def with_httpx():
+    import httpx
+
+    events = []
+    with httpx.Client() as client, client.stream("POST", URL, json=BODY) as response:
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                events.append(line)
+                if len(events) == READ:
+                    break
+    return events
+
+
+def with_httpx_async():
+    import httpx
+
+    async def run():
+        events = []
+        async with httpx.AsyncClient() as client:
+            async with client.stream("POST", URL, json=BODY) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        events.append(line)
+                        if len(events) == READ:
+                            break
+        return events
+
+    return asyncio.run(run())
+
+
+def with_openai():
+    import openai
+
+    client = openai.OpenAI(
+        base_url=URL.removesuffix("/chat/completions"), api_key="sk-test", max_retries=0
+    )
+    events = []
+    with client.chat.completions.create(
+        model="m", messages=BODY["messages"], stream=True
+    ) as stream:
+        for chunk in stream:
+            events.append(chunk.choices[0].delta.content)
+            if len(events) == READ:
+                break
+    client.close()
+    return events
+
+
+def with_requests():
+    import requests
+
+    events = []
+    with requests.Session() as session:
+        with session.post(URL, json=BODY, stream=True) as response:
+            for line in response.iter_lines():
+                if line.startswith(b"data:"):
+                    events.append(line)
+                    if len(events) == READ:
+                        break
+    return events
+
+
+def with_aiohttp():
+    import aiohttp
+
+    async def run():
+        events = []
+        # A replay that waited for ever would fail here instead of hanging.
+        timeout = aiohttp.ClientTimeout(sock_read=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.post(URL, json=BODY) as response:
+                async for line in response.content:
+                    if line.startswith(b"data:"):
+                        events.append(line)
+                        if len(events) == READ:
+                            break
+        return events
+
+    return asyncio.run(run())
+
+
+def client_threads():
+    # The fake provider serves from threads of this same process: those are not the client's.
+    return [t for t in threading.enumerate() if "process_request" not in t.name]
+
+
+@pytest.mark.llm_cache
+def test_leave_early():
+    threads = len(client_threads())
+    started = time.perf_counter()
+    events = globals()["with_" + os.environ["CLIENT"]]()
+    elapsed = time.perf_counter() - started
+    print(f"ELAPSED {elapsed:.3f} READ {len(events)}")
+    assert len(events) == READ or not READ
+    assert len(client_threads()) == threads, "a thread was left behind"
+    assert elapsed < 1.5, f"leaving the stream took {elapsed:.2f} s"
+"""
+
+CLIENTS = ["httpx", "httpx_async", "openai", "requests", "aiohttp"]
+
+
+def _prepare(suite: Suite, monkeypatch: pytest.MonkeyPatch, client: str, prefix: str) -> None:
+    pytest.importorskip({"httpx_async": "httpx"}.get(client, client))
+    suite.write("test_stream.py", SOURCE)
+    monkeypatch.setenv("CLIENT", client)
+    monkeypatch.setenv("PREFIX", prefix)
+    monkeypatch.setenv("READ", "1")
+
+
+def _elapsed(output: str) -> float:
+    match = re.search(r"ELAPSED (\S+)", output)
+    assert match, output
+    return float(match[1])
+
+
+def _assert_server_saw_the_client_leave(suite: Suite) -> None:
+    (stream,) = suite.provider.streams
+    assert stream.client_gone.wait(2), "the connection was left open"
+    assert not stream.completed
+    assert stream.events_sent < 8, f"the server wrote {stream.events_sent} events"
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_slow_stream_left_early_is_stored_cut_short_and_replays(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, client: str
+) -> None:
+    _prepare(suite, monkeypatch, client, "/slow")
+    recorded = suite.run("--llm-cache=record", "-s")
+    elapsed = _elapsed(recorded.stdout.str())
+    print(f"{client}: left a 20 x 0.25 s stream after one event in {elapsed:.3f} s")
+    recorded.assert_outcomes(passed=1)
+    _assert_server_saw_the_client_leave(suite)
+    (text,) = suite.cassettes().values()
+    assert "cut_short: true" in text
+    assert '"role": "assistant"' in text or "role: assistant" in text
+    assert "Echo: hi" not in text, "only the chunk read is stored"
+
+    # The same code replays offline...
+    suite.run("-s").assert_outcomes(passed=1)
+    assert suite.upstream() == 1
+
+    # ... and code that reads further fails, saying how to record the whole stream.
+    monkeypatch.setenv("READ", "3")
+    replayed = suite.run()
+    replayed.assert_outcomes(failed=1)
+    output = replayed.stdout.str()
+    assert "was cut short" in output
+    assert "re-record it: pytest --llm-cache=record 'test_stream.py::test_leave_early'" in output
+    assert suite.upstream() == 1
+
+
+@pytest.mark.parametrize("mode", ["record", "auto"])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_an_endless_stream_left_early_does_not_hang(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, client: str, mode: str
+) -> None:
+    _prepare(suite, monkeypatch, client, "/endless")
+    recorded = suite.run(f"--llm-cache={mode}", "-s")
+    recorded.assert_outcomes(passed=1)
+    assert _elapsed(recorded.stdout.str()) < 1.5
+    _assert_server_saw_the_client_leave(suite)
+    (text,) = suite.cassettes().values()
+    assert "cut_short: true" in text
+    suite.run("-s").assert_outcomes(passed=1)
+    assert suite.upstream() == 1
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_stream_read_to_its_end_is_complete(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, client: str
+) -> None:
+    # openai stops reading at the [DONE] event and closes the response before the end of
+    # the chunked body is read: all of it was received, so the recording is complete.
+    _prepare(suite, monkeypatch, client, "")
+    monkeypatch.setenv("READ", "0")
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    (text,) = suite.cassettes().values()
+    assert "[DONE]" in text
+    assert "cut_short" not in text
+    suite.run().assert_outcomes(passed=1)
+    assert suite.upstream() == 1
