@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +17,14 @@ from hypothesis import strategies as st
 
 from pytest_llmcache import _yaml
 from pytest_llmcache._body import encode_body, encode_chunks
-from pytest_llmcache._cassette import CASSETTE_VERSION, Cassette, CassetteError, Entry, validate
+from pytest_llmcache._cassette import (
+    CASSETTE_VERSION,
+    Cassette,
+    CassetteError,
+    Change,
+    Entry,
+    validate,
+)
 from pytest_llmcache._exchange import Response
 
 STREAM = (
@@ -343,44 +353,106 @@ def test_not_utf8_file(tmp_path: Path) -> None:
         Cassette.load(path)
 
 
+# Writing is tried in a child process that cannot write: as an ordinary user that is a
+# folder without write permission; as root (CI), which permissions do not stop, the child
+# first becomes the unprivileged user "nobody". A cap on file size (RLIMIT_FSIZE) stops a
+# write half-way, whoever runs it.
+_SAVE_IN_CHILD = """
+import os, resource, signal, sys
+from pathlib import Path
+from pytest_llmcache._cassette import Cassette, CassetteError, Entry
+
+path, how = Path(sys.argv[1]), sys.argv[2]
+if how == "nobody" and os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+if how == "half":
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+cassette = Cassette(path, [Entry.from_data(e) for e in __import__("json").load(sys.stdin)])
+cassette.dirty = True
+try:
+    cassette.save()
+except CassetteError as exc:
+    print("ERROR", exc)
+else:
+    print("WRITTEN")
+"""
+
+
+def _save_in_child(path: Path, how: str, entries: list[Entry]) -> str:
+    data = json.dumps([e.to_data() for e in entries])
+    result = subprocess.run(
+        [sys.executable, "-c", _SAVE_IN_CHILD, str(path), how],
+        input=data,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _unwritable(folder: Path) -> None:
+    """A folder the child cannot write, but can enter (so the error is about writing)."""
+    folder.mkdir(parents=True)
+    for parent in [folder, *folder.parents]:
+        if parent == Path(tempfile.gettempdir()) or parent == parent.parent:
+            break
+        parent.chmod(parent.stat().st_mode | 0o111)
+    folder.chmod(0o555)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_unwritable_folder(tmp_path: Path) -> None:
     folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o500)
+    _unwritable(folder)
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user that chmod does not restrict (root)")
         for path in (folder / "c.yaml", folder / "sub" / "c.yaml"):
-            cassette = Cassette(path, [make(RESPONSES[0])])
-            cassette.dirty = True
-            with pytest.raises(CassetteError) as info:
-                cassette.save()
-            assert str(path) in str(info.value)
-            assert "cannot write" in str(info.value)
+            output = _save_in_child(path, "nobody", [make(RESPONSES[0])])
+            assert output.startswith("ERROR"), output
+            assert str(path) in output
+            assert "cannot write" in output
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o700)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
 def test_unwritable_file_keeps_old_content(tmp_path: Path) -> None:
     folder = tmp_path / "locked"
-    folder.mkdir()
     path = folder / "c.yaml"
+    _unwritable(folder)
+    folder.chmod(0o755)
     cassette = full_cassette(path)
     cassette.dirty = True
     cassette.save()
     before = path.read_bytes()
-    folder.chmod(0o500)
+    folder.chmod(0o555)
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as a user that chmod does not restrict (root)")
-        cassette.put(0, make(RESPONSES[3], 0))
-        with pytest.raises(CassetteError, match=re.escape(str(path))):
-            cassette.save()
+        output = _save_in_child(path, "nobody", [make(RESPONSES[3], 0)])
+        assert output.startswith("ERROR"), output
+        assert str(path) in output
         assert path.read_bytes() == before
         assert sorted(p.name for p in folder.iterdir()) == ["c.yaml"]
     finally:
         folder.chmod(0o700)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX resource limits")
+def test_a_write_stopped_half_way_keeps_old_content(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    cassette = full_cassette(path)
+    cassette.dirty = True
+    cassette.save()
+    before = path.read_bytes()
+    big = [make(Response(200, (), (b"x" * 100_000,)), n) for n in range(3)]
+    output = _save_in_child(path, "half", big)
+    assert output.startswith("ERROR"), output
+    assert "cannot write" in output
+    assert path.read_bytes() == before, "no half-written cassette"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"], "no temporary file left"
 
 
 NOW = datetime(2024, 5, 1, 13, 0, tzinfo=timezone.utc)
@@ -455,3 +527,71 @@ def test_folder_that_is_a_file(tmp_path: Path) -> None:
     cassette.dirty = True
     assert cassette.save() is True
     assert Cassette.load(path).entries[0].to_response() == RESPONSES[0]
+
+
+def _owned(key: int, test: str | None, text: str = "old") -> Entry:
+    entry = make(Response(200, (("content-type", "text/plain"),), (text.encode(),)), key)
+    entry.test = test
+    return entry
+
+
+def _texts(cassette: Cassette) -> list[tuple[str, str | None, str]]:
+    return [(e.key[-1], e.test, e.response["body"]["text"]) for e in cassette]
+
+
+def test_apply_replaces_a_slot_where_it_stands() -> None:
+    cassette = Cassette(Path("c.yaml"), [_owned(1, "a"), _owned(2, "b"), _owned(3, "c")])
+    new = _owned(2, "b", "new")
+    cassette.apply(Change("b", {(new.key, 0): new}, replace_own=True))
+    assert _texts(cassette) == [("1", "a", "old"), ("2", "b", "new"), ("3", "c", "old")]
+    assert cassette.dirty
+
+
+def test_apply_in_record_drops_the_tests_own_stale_entries_only() -> None:
+    entries = [_owned(1, "a"), _owned(2, "b"), _owned(3, None), _owned(4, "b")]
+    cassette = Cassette(Path("c.yaml"), entries)
+    new = _owned(5, "b", "new")
+    cassette.apply(Change("b", {(new.key, 0): new}, replace_own=True))
+    assert _texts(cassette) == [("1", "a", "old"), ("3", None, "old"), ("5", "b", "new")]
+
+
+def test_apply_on_a_tests_own_file_drops_entries_of_unknown_owner() -> None:
+    cassette = Cassette(Path("c.yaml"), [_owned(1, None), _owned(2, None)])
+    new = _owned(2, "t", "new")
+    cassette.apply(Change("t", {(new.key, 0): new}, replace_own=True, own_file=True))
+    assert _texts(cassette) == [("2", "t", "new")]
+
+
+def test_apply_in_auto_keeps_everything_and_adds() -> None:
+    cassette = Cassette(Path("c.yaml"), [_owned(1, "a"), _owned(2, "t")])
+    new = _owned(3, "t", "new")
+    cassette.apply(Change("t", {(new.key, 0): new}))
+    assert _texts(cassette) == [("1", "a", "old"), ("2", "t", "old"), ("3", "t", "new")]
+
+
+def test_apply_places_identical_calls_by_their_occurrence_not_their_arrival() -> None:
+    first = _owned(1, "a", "first")
+    cassette = Cassette(Path("c.yaml"), [first, _owned(9, "a")])
+    answers = {n: _owned(1, "a", f"answer {n}") for n in (3, 1, 4, 2)}
+    # Arrival order 3, 1, 4, 2; a dict keeps that order.
+    cassette.apply(Change("a", {(e.key, n): e for n, e in answers.items()}))
+    assert [e.response["body"]["text"] for e in cassette.responses(first.key)] == [
+        "first",
+        "answer 1",
+        "answer 2",
+        "answer 3",
+        "answer 4",
+    ]
+    assert cassette.entries[-1].key.endswith("9"), "new slots go after their key's last entry"
+
+
+def test_apply_closes_gaps_left_by_calls_that_stored_nothing() -> None:
+    cassette = Cassette(Path("c.yaml"))
+    answers = {n: _owned(1, "a", f"answer {n}") for n in (0, 2, 5)}
+    cassette.apply(Change("a", {(e.key, n): e for n, e in answers.items()}))
+    key = answers[0].key
+    assert [cassette.get(key, n).response["body"]["text"] for n in range(3)] == [  # type: ignore[union-attr]
+        "answer 0",
+        "answer 2",
+        "answer 5",
+    ]
