@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from . import __version__, _check, _show
 from ._cassette import Cassette, CassetteError, Entry, parse
+from ._secrets import mask_secrets, redact_url
 from ._settings import OptionError, parse_ttl
 
 __all__ = ["UsageProblem", "find_cassettes", "main"]
@@ -71,6 +72,15 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="schema, version and secrets; exit 1 on any problem (pre-commit, CI)"
     )
     check.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: .)")
+    check.add_argument(
+        "--allow-secret",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a value shaped like an API key that is not one, or a '*' pattern of such "
+        "values; repeatable (adds to llm_cache_allow_secrets of the pytest configuration and "
+        "to the patterns each entry lists)",
+    )
     check.set_defaults(command=_check_command)
 
     prune = commands.add_parser("prune", help="remove old or expired entries")
@@ -188,7 +198,7 @@ def _parse(path: Path) -> list[Entry]:
 
 
 def _error(err: TextIO, message: str) -> None:
-    err.write(f"{PROG}: error: {message}\n")
+    err.write(f"{PROG}: error: {mask_secrets(message)}\n")
     err.flush()
 
 
@@ -272,8 +282,13 @@ def _check_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     paths = find_cassettes(args.paths)
     problems = 0
     entries = 0
+    from_ini: dict[Path, tuple[str, ...]] = {}
     for path in paths:
-        result = _check.check_file(path)
+        folder = path.parent
+        if folder not in from_ini:
+            from_ini[folder] = _check.ini_allow_secrets(folder)
+        allowed = (*from_ini[folder], *args.allow_secret)
+        result = _check.check_file(path, allowed)
         entries += result.entries
         for line in result.problems:
             out.write(line + "\n")
@@ -320,7 +335,8 @@ def _prune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for entry, why in removed:
             request = entry.request
             out.write(
-                f"{item.path}: {verb} {request.get('method', '?')} {request.get('url', '?')} "
+                f"{item.path}: {verb} {request.get('method', '?')} "
+                f"{redact_url(str(request.get('url', '?')))} "
                 f"(key {entry.key[:12]}, recorded {entry.recorded_at}, {why})\n"
             )
         gone = {id(entry) for entry, _ in removed}

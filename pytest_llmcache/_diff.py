@@ -3,7 +3,9 @@
 A miss usually means one field of the request changed (a prompt, a temperature, a beta
 header). The nearest recorded request is one with the same method and URL, or else one for
 the same ``model``; the diff compares the canonical bodies (what the key is computed from)
-field by field, so it names exactly what to look at.
+field by field, so it names exactly what to look at. Like every message, it shows no secret:
+credential fields and headers are left out as the key leaves them out, URLs are redacted and
+key-shaped values masked.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from . import _body
 from ._cassette import Cassette, Entry
 from ._exchange import Request
 from ._key import KEY_HEADERS, canonical_body, canonical_url, media_type
+from ._secrets import credentials, is_secret_request_header, mask_secrets, redact_url, scrub
 
 __all__ = ["Nearest", "diff_requests", "find_nearest", "nearest_message", "stored_request"]
 
@@ -106,8 +109,10 @@ def diff_requests(
     if recorded.method.upper() != live.method.upper():
         lines.append(f"method: {recorded.method.upper()} -> {live.method.upper()}")
     if canonical_url(recorded.url) != canonical_url(live.url):
-        lines.append(f"url: {_pair(recorded.url, live.url)}")
+        lines.append(f"url: {_pair(redact_url(recorded.url), redact_url(live.url))}")
     for name in dict.fromkeys((*KEY_HEADERS, *match_headers)):
+        if is_secret_request_header(name):
+            continue  # never in the key, so never a difference
         old, new = _header(recorded, name), _header(live, name)
         if old == new:
             continue
@@ -147,7 +152,7 @@ def nearest_message(
     recorded = nearest.entry.request
     lines = [
         f"{indent}nearest recorded request: {recorded.get('method', '?')} "
-        f"{recorded.get('url', '?')} (entry {nearest.number}, "
+        f"{redact_url(str(recorded.get('url', '?')))} (entry {nearest.number}, "
         f"recorded {nearest.entry.recorded_at})"
     ]
     if not nearest.differences:
@@ -162,7 +167,10 @@ def nearest_message(
         lines += [f"{indent}  {line}" for line in shown]
         if len(nearest.differences) > MAX_LINES:
             lines.append(f"{indent}  ... {len(nearest.differences) - MAX_LINES} more")
-    return "\n".join(lines) + "\n"
+    # A prompt may quote the request's own key: neither it nor a key shape is printed.
+    text = scrub("\n".join(lines), credentials(request))
+    assert isinstance(text, str)
+    return mask_secrets(text) + "\n"
 
 
 def _diff_values(old: object, new: object, path: str, lines: list[str]) -> None:

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ._exchange import Request
-from ._secrets import CREDENTIAL_HEADERS, SECRET_QUERY_PARAMS
+from ._secrets import (
+    CREDENTIAL_HEADERS,
+    is_secret_param,
+    is_secret_request_header,
+    redact_fields,
+    redact_multipart,
+)
 
 __all__ = ["KEY_HEADERS", "KEY_VERSION", "KeyOptions", "canonical_url", "media_type", "request_key"]
 
@@ -50,7 +56,8 @@ def _canonical_parts(request: Request, options: KeyOptions) -> list[bytes]:
     ]
     for name in (*KEY_HEADERS, *options.match_headers):
         value = request.header(name)
-        if value is not None:
+        # A credential stays out even when listed: CI with another key must still replay.
+        if value is not None and not is_secret_request_header(name):
             if name == "content-type":
                 value = media_type(value)
             parts.append(f"{name}:{value}".encode())
@@ -61,15 +68,14 @@ def _canonical_parts(request: Request, options: KeyOptions) -> list[bytes]:
 
 
 def canonical_url(url: str) -> str:
-    """Scheme, host and port normalized, query sorted, secret query parameters dropped."""
+    """Scheme, host and port normalized, query sorted; userinfo and secret query parameters
+    dropped."""
     split = urlsplit(url)
     scheme = split.scheme.lower()
     host = (split.hostname or "").lower()
     port = split.port or _DEFAULT_PORTS.get(scheme, 0)
     query = sorted(
-        (k, v)
-        for k, v in parse_qsl(split.query, keep_blank_values=True)
-        if k.lower() not in SECRET_QUERY_PARAMS
+        (k, v) for k, v in parse_qsl(split.query, keep_blank_values=True) if not is_secret_param(k)
     )
     tail = f"?{urlencode(query)}" if query else ""
     return f"{scheme}://{host}:{port}{split.path or '/'}{tail}"
@@ -84,9 +90,7 @@ def api_key_fingerprint(request: Request) -> str:
     """A salted hash of the request's API key: scopes entries by key without storing it."""
     values = [request.header(name) for name in CREDENTIAL_HEADERS]
     # Some providers (Gemini's ``?key=``) take the key in the query, which the URL part drops.
-    values += [
-        v for k, v in parse_qsl(urlsplit(request.url).query) if k.lower() in SECRET_QUERY_PARAMS
-    ]
+    values += [v for k, v in parse_qsl(urlsplit(request.url).query) if is_secret_param(k)]
     for value in values:
         if value:
             return hashlib.sha256(_API_KEY_SALT + value.encode()).hexdigest()[:16]
@@ -94,7 +98,11 @@ def api_key_fingerprint(request: Request) -> str:
 
 
 def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes:
-    """JSON re-serialized with sorted keys, multipart with its boundary normalized, else bytes."""
+    """JSON re-serialized with sorted keys, multipart with its boundary normalized, else bytes.
+
+    Fields with credential names hold ``<redacted>`` instead of their value, in JSON at any
+    depth and in multipart forms: another credential asks the same question.
+    """
     body = request.body
     if not body:
         return b""
@@ -102,7 +110,7 @@ def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes
     content_type = raw_type.lower()
     if content_type.startswith("multipart/"):
         # The boundary's own case matters: it is found in the body as sent.
-        return _normalize_boundary(body, raw_type)
+        return redact_multipart(_normalize_boundary(body, raw_type), _BOUNDARY)[0]
     if body[:1] in (b"{", b"[") or "json" in content_type:
         try:
             # 0 and 0.0 are the same JSON number and get the same answer.
@@ -111,6 +119,7 @@ def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes
             return body
         for path in ignore_fields:
             _drop(data, path.split("."))
+        redact_fields(data)
         text = _ENCODER.encode(data)
         # A JSON string may escape half a surrogate pair, which strict UTF-8 refuses.
         return text.encode("utf-8", "surrogatepass")
@@ -127,11 +136,14 @@ _DECODER = json.JSONDecoder(parse_float=_number)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_BOUNDARY = "BOUNDARY"
+
+
 def _normalize_boundary(body: bytes, content_type: str) -> bytes:
     for param in content_type.split(";")[1:]:
         name, _, value = param.strip().partition("=")
         if name.lower() == "boundary" and value:
-            return body.replace(value.strip('"').encode(), b"BOUNDARY")
+            return body.replace(value.strip('"').encode(), _BOUNDARY.encode())
     return body
 
 

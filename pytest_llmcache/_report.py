@@ -1,4 +1,8 @@
-"""The run's report: the terminal summary section and the JSON file for CI dashboards."""
+"""The run's report: the terminal summary section and the JSON file for CI dashboards.
+
+Both show test ids and paths, which a parametrized test can fill with anything, a URL with
+its credentials included: every string goes through :func:`mask_secrets` on its way out.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._audit import Audit
+from ._secrets import mask_secrets
 from ._usage import Usage, price_of
 
 if TYPE_CHECKING:
@@ -32,6 +37,10 @@ def _dollars(engine: Engine) -> float | None:
 
 def summary_lines(engine: Engine, audit: Audit | None = None) -> list[str]:
     """The lines of the ``llm-cache`` section; empty when no call was cached."""
+    return [mask_secrets(line) for line in _summary_lines(engine, audit)]
+
+
+def _summary_lines(engine: Engine, audit: Audit | None) -> list[str]:
     stats = engine.stats
     counts = stats.counts
     audit = audit or Audit()
@@ -126,4 +135,14 @@ def write_json(engine: Engine, audit: Audit | None, path: Path) -> None:
         "written": stats.written,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(_masked(data), indent=2) + "\n", encoding="utf-8")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from ._cassette import Entry
+from ._secrets import (
+    REDACTED,
+    is_secret_header,
+    is_secret_request_header,
+    mask_secrets,
+    redact_url,
+)
 
 __all__ = ["format_age", "format_size", "render_entry"]
 
@@ -18,7 +26,8 @@ _SHORT_LIST = 120  # a list of plain values this short (as JSON) stays on one li
 
 
 def render_entry(entry: Entry, title: str, now: datetime) -> str:
-    """The text ``llm-cache show`` prints for one entry."""
+    """The text ``llm-cache show`` prints for one entry: as the file holds it, except that
+    a credential a hand edit let in is not printed (URLs redacted, key shapes masked)."""
     request, response = entry.request, entry.response
     age = (now - entry.recorded_datetime()).total_seconds()
     recorded = f"{entry.recorded_at} ({format_age(age)} ago)"
@@ -29,20 +38,26 @@ def render_entry(entry: Entry, title: str, now: datetime) -> str:
         f"  key:       {entry.key}",
         f"  recorded:  {recorded}",
         f"  duration:  {entry.duration:g}s",
-        f"  request:   {request.get('method', '?')} {request.get('url', '?')}",
+        f"  request:   {request.get('method', '?')} {redact_url(str(request.get('url', '?')))}",
     ]
-    lines += _headers(request.get("headers"))
+    lines += _headers(request.get("headers"), is_secret_request_header)
     lines += _body(request.get("body"), "  body:")
     lines.append(f"  response:  {response.get('status', '?')}")
-    lines += _headers(response.get("headers"))
+    lines += _headers(response.get("headers"), is_secret_header)
     lines += _body(response.get("body"), "  body:")
-    return "\n".join(lines) + "\n"
+    return mask_secrets("\n".join(lines)) + "\n"
 
 
-def _headers(headers: object) -> list[str]:
+def _headers(headers: object, is_secret: Callable[[str], bool]) -> list[str]:
     if not isinstance(headers, dict) or not headers:
         return []
-    return ["  headers:", *(f"    {name}: {value}" for name, value in headers.items())]
+    return [
+        "  headers:",
+        *(
+            f"    {name}: {REDACTED if is_secret(str(name).lower()) else value}"
+            for name, value in headers.items()
+        ),
+    ]
 
 
 def _body(body: object, label: str) -> list[str]:

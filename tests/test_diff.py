@@ -178,3 +178,37 @@ def test_a_hand_broken_recorded_body_still_gives_a_message() -> None:
     block = nearest_message(post(chat()), cassette_of(recorded))
     assert "  differs in:\n" in block
     assert 'body: empty -> {"messages": ' in block
+
+
+FAKE_KEY = "sk-proj-" + "Q9w8E7r6T5y4U3i2O1p0" * 2
+
+
+def test_the_block_shows_no_credential_and_no_key_shape() -> None:
+    recorded = chat_entry("Hello", url="https://proxy.example/v1/chat/completions?key=old-1")
+    # A hand-edited (or old) cassette may still hold a credential in its URL.
+    recorded.request["url"] = "https://bob:old-password-1@proxy.example/v1?key=old-query-key-1"
+    live = post(
+        chat(f"my key is live-api-key-123 and {FAKE_KEY}", api_key="live-api-key-123"),
+        headers=(*JSON, ("x-custom-token", "live-header-token-1")),
+        url="https://eve:live-password-1@api.openai.com/v1/chat/completions?key=live-query-key",
+    )
+    block = nearest_message(live, cassette_of(recorded), match_headers=("x-custom-token",))
+    assert "differs in:" in block
+    assert "messages[0].content" in block
+    assert "url:" in block
+    for secret in (
+        "old-password-1",
+        "old-query-key-1",
+        "live-password-1",
+        "live-query-key",
+        "live-api-key-123",
+        "live-header-token-1",
+        FAKE_KEY,
+        "bob",
+        "eve",
+    ):
+        assert secret not in block, secret
+    # Its presence is part of the key, its value is not.
+    assert 'api_key: added "<redacted>"' in block
+    assert "x-custom-token" not in block
+    assert "sk-pro..." in block

@@ -9,7 +9,13 @@ import httpx
 import pytest
 
 from pytest_llmcache._exchange import Request
-from pytest_llmcache._key import KeyOptions, canonical_url, media_type, request_key
+from pytest_llmcache._key import (
+    KeyOptions,
+    canonical_body,
+    canonical_url,
+    media_type,
+    request_key,
+)
 
 URL = "https://api.openai.com/v1/chat/completions"
 JSON = (("content-type", "application/json"),)
@@ -348,6 +354,16 @@ def test_match_api_key(make: Callable[[str], Request]) -> None:
         ("https://h.example/v1?key=s3cret&x=1", "https://h.example:443/v1?x=1"),
         ("https://h.example/v1?Api_Key=s3cret", "https://h.example:443/v1"),
         ("https://h.example/v1?flag", "https://h.example:443/v1?flag="),
+        ("https://bob:pw-1@h.example/v1", "https://h.example:443/v1"),
+        (
+            "https://h.example/v1?APIKEY=1&api-key=2&Access_Token=3&TOKEN=4&Sig=5&x=1",
+            "https://h.example:443/v1?x=1",
+        ),
+        (
+            "https://s3.example/o?X-Amz-Security-Token=1&X-Amz-Signature=2&X-Amz-Credential=3",
+            "https://s3.example:443/o",
+        ),
+        ("https://h.example/t?client_secret=1&password=2&page=3", "https://h.example:443/t?page=3"),
     ],
 )
 def test_canonical_url(url: str, expected: str) -> None:
@@ -386,3 +402,73 @@ def test_a_mixed_case_multipart_boundary_is_normalized() -> None:
     assert request_key(upload("WebKitFormBoundaryAbC123")) == request_key(
         upload("WebKitFormBoundaryXyZ789")
     )
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        pytest.param(
+            post({**CHAT, "api_key": "first-credential-1"}),
+            post({**CHAT, "api_key": "second-credential-2"}),
+            id="json-top",
+        ),
+        pytest.param(
+            post({**CHAT, "auth": {"clientSecret": "a-1", "Password": "b-1"}}),
+            post({**CHAT, "auth": {"clientSecret": "a-2", "Password": "b-2"}}),
+            id="json-nested-any-spelling",
+        ),
+        pytest.param(
+            post({**CHAT, "tools": [{"x": {"access_token": "t-1"}}]}),
+            post({**CHAT, "tools": [{"x": {"access_token": "t-2"}}]}),
+            id="json-in-list",
+        ),
+        pytest.param(
+            post(url=URL + "?key=first-1"),
+            post(url="https://u:p@" + URL[8:] + "?key=2"),
+            id="url-credentials",
+        ),
+        pytest.param(
+            post(headers=(*JSON, ("x-custom-token", "one"))),
+            post(headers=(*JSON, ("x-custom-token", "two"))),
+            id="credential-header",
+        ),
+    ],
+)
+def test_credentials_are_left_out_of_the_key(one: Request, two: Request) -> None:
+    assert key(one) == key(two)
+    # Even a credential header listed in match_headers stays out.
+    assert key(one, match_headers=("x-custom-token",)) == key(
+        two, match_headers=("x-custom-token",)
+    )
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        pytest.param(post({**CHAT, "max_tokens": 1}), post({**CHAT, "max_tokens": 2}), id="max"),
+        pytest.param(post({**CHAT, "key": "a"}), post({**CHAT, "key": "b"}), id="key-alone"),
+        pytest.param(
+            post({**CHAT, "page_token": "a"}), post({**CHAT, "page_token": "b"}), id="page-token"
+        ),
+    ],
+)
+def test_fields_that_look_like_credentials_but_are_not_stay_in_the_key(
+    one: Request, two: Request
+) -> None:
+    assert key(one) != key(two)
+
+
+def form(secret: str, model: str = "whisper-1") -> Request:
+    request = httpx.Request(
+        "POST",
+        "https://api.openai.com/v1/audio/transcriptions",
+        files={"file": ("a.wav", b"RIFF")},
+        data={"model": model, "client_secret": secret},
+    )
+    return from_httpx(request)
+
+
+def test_multipart_credential_fields_are_left_out_of_the_key() -> None:
+    assert key(form("first-form-secret")) == key(form("other-form-secret"))
+    assert key(form("first-form-secret")) != key(form("first-form-secret", model="other"))
+    assert b"first-form-secret" not in canonical_body(form("first-form-secret"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import zlib
@@ -16,11 +17,25 @@ from pytest_llmcache._capture import (
     SecretFound,
     is_transient,
     make_entry,
+    refusal_help,
     replay_headers,
 )
 from pytest_llmcache._cassette import Entry
 from pytest_llmcache._exchange import Headers, Request
-from pytest_llmcache._secrets import REDACTED, credentials, find_key_shape, scrub
+from pytest_llmcache._secrets import (
+    REDACTED,
+    allowed_by,
+    credentials,
+    find_key_shape,
+    is_secret_field,
+    is_secret_header,
+    is_secret_param,
+    is_secret_request_header,
+    mask_secrets,
+    redact_url,
+    scrub,
+    stored_url,
+)
 
 FAKE_OPENAI = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
 FAKE_ANTHROPIC = "sk-ant-api03-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt" * 2
@@ -82,7 +97,7 @@ def test_scrub(value: object, secrets: list[str], expected: object) -> None:
         ),
         pytest.param(
             Request("POST", "https://h/v1", (("cookie", "session=abcdefgh12"),), b""),
-            {"session=abcdefgh12"},
+            {"session=abcdefgh12", "abcdefgh12"},
             id="cookie",
         ),
         pytest.param(
@@ -99,6 +114,218 @@ def test_scrub(value: object, secrets: list[str], expected: object) -> None:
 )
 def test_credentials(request_: Request, expected: set[str]) -> None:
     assert credentials(request_) == expected
+
+
+BASIC = "Basic " + base64.b64encode(b"alice-user:hunter2-password").decode()
+SIGV4 = (
+    "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE0123/20240501/us-east-1/bedrock/aws4_request, "
+    "SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef"
+)
+FORM = (
+    b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+    b'--XyZ\r\nContent-Disposition: form-data; name="client_secret"\r\n\r\nform-secret-9876'
+    b"\r\n--XyZ--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param(
+            Request("GET", "https://user-name-1:pass-word-22@h/v1", (), b""),
+            {"user-name-1", "pass-word-22"},
+            id="userinfo",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1?API_KEY=a%2Fb-c%2Fd-eeee&Token=tok-value-123", (), b""),
+            {"a/b-c/d-eeee", "a%2Fb-c%2Fd-eeee", "tok-value-123"},
+            id="query-any-case-and-encoded",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1", (("authorization", BASIC),), b""),
+            {BASIC, BASIC[6:], "alice-user:hunter2-password", "alice-user", "hunter2-password"},
+            id="basic",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1", (("authorization", SIGV4),), b""),
+            {SIGV4, "AKIDEXAMPLE0123", "0123456789abcdef0123456789abcdef"},
+            id="sigv4",
+        ),
+        pytest.param(
+            Request(
+                "POST",
+                "https://h/v1",
+                (
+                    ("ocp-apim-subscription-key", "azure-sub-key-1"),
+                    ("x-custom-auth", "custom-auth-22"),
+                    ("x-session-id", "session-id-333"),
+                    ("x-ratelimit-tokens", "100000000"),
+                ),
+                b"",
+            ),
+            {"azure-sub-key-1", "custom-auth-22", "session-id-333", "100000000"},
+            id="headers-by-name",
+        ),
+        pytest.param(
+            Request(
+                "POST",
+                "https://h/v1",
+                (("content-type", "application/json"),),
+                b'{"a":[{"apiKey":"json-api-key-1","max_tokens":12345678}],"password":"pw"}',
+            ),
+            {"json-api-key-1"},
+            id="json-fields",
+        ),
+        pytest.param(
+            Request(
+                "POST",
+                "https://h/v1",
+                (("content-type", "multipart/form-data; boundary=XyZ"),),
+                FORM,
+            ),
+            {"form-secret-9876"},
+            id="multipart-fields",
+        ),
+    ],
+)
+def test_credentials_beyond_headers(request_: Request, expected: set[str]) -> None:
+    assert credentials(request_) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("api_key", True),
+        ("apiKey", True),
+        ("API-KEY", True),
+        ("openai_api_key", True),
+        ("access_token", True),
+        ("accessToken", True),
+        ("refresh_token", True),
+        ("client_secret", True),
+        ("clientSecret", True),
+        ("password", True),
+        ("db_password", True),
+        ("secret", True),
+        ("token", True),
+        ("private_key", True),
+        ("privateKey", True),
+        ("aws_secret_access_key", True),
+        ("session_token", True),
+        ("authorization", True),
+        ("credentials", True),
+        ("max_tokens", False),
+        ("prompt_tokens", False),
+        ("completion_tokens", False),
+        ("tokens", False),
+        ("max_output_tokens", False),
+        ("token_count", False),
+        ("key", False),
+        ("keywords", False),
+        ("page_token", False),
+        ("signature", False),
+        ("model", False),
+        ("messages", False),
+    ],
+)
+def test_is_secret_field(name: str, secret: bool) -> None:
+    assert is_secret_field(name) is secret
+
+
+@pytest.mark.parametrize(
+    ("name", "request_secret", "response_secret"),
+    [
+        ("authorization", True, True),
+        ("ocp-apim-subscription-key", True, True),
+        ("set-cookie", True, True),
+        ("x-custom-api-key", True, False),
+        ("x-auth", True, False),
+        ("x-session-id", True, False),
+        ("x-client-secret", True, False),
+        ("x-goog-signature", True, False),
+        ("x-credential", True, False),
+        ("x-db-password", True, False),
+        ("x-ratelimit-remaining-tokens", True, False),
+        ("content-type", False, False),
+        ("accept", False, False),
+        ("openai-beta", False, False),
+        ("user-agent", False, False),
+    ],
+)
+def test_secret_header_names(name: str, request_secret: bool, response_secret: bool) -> None:
+    assert is_secret_request_header(name) is request_secret
+    assert is_secret_header(name) is response_secret
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "key",
+        "api_key",
+        "apikey",
+        "api-key",
+        "access_token",
+        "token",
+        "sig",
+        "signature",
+        "x-amz-security-token",
+        "x-amz-signature",
+        "x-amz-credential",
+        "client_secret",
+        "password",
+    ],
+)
+def test_secret_query_params_any_case(name: str) -> None:
+    for spelled in (name, name.upper(), name.title()):
+        assert is_secret_param(spelled)
+        url = f"https://u:p@h/v1?alt=sse&{spelled}=query-secret-1"
+        assert stored_url(url) == f"https://h/v1?alt=sse&{spelled}=%3Credacted%3E"
+        assert redact_url(url) == f"https://h/v1?alt=sse&{spelled}=<redacted>"
+    assert not is_secret_param("alt")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "GET https://bob:pw-123456@api.x.com/v1?key=abc&q=1 failed",
+            "GET https://api.x.com/v1?key=<redacted>&q=1 failed",
+            id="url-in-text",
+        ),
+        pytest.param(
+            f"the answer holds {FAKE_OPENAI}.", "the answer holds sk-pro....", id="key-shape"
+        ),
+        pytest.param(
+            "test_x[https://u:secret-pass@h/p]", "test_x[https://h/p]", id="url-in-node-id"
+        ),
+        pytest.param(
+            "GET https://h/v1?key=<redacted>", "GET https://h/v1?key=<redacted>", id="idempotent"
+        ),
+        pytest.param("nothing to hide", "nothing to hide", id="plain"),
+    ],
+)
+def test_mask_secrets(text: str, expected: str) -> None:
+    assert mask_secrets(text) == expected
+    assert mask_secrets(expected) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "patterns", "expected"),
+    [
+        ("sk-proj-EXAMPLE0123456789abcdef", ["sk-proj-EXAMPLE*"], "sk-proj-EXAMPLE*"),
+        (
+            "sk-proj-EXAMPLE0123456789abcdef",
+            ["sk-proj-EXAMPLE0123456789abcdef"],
+            "sk-proj-EXAMPLE0123456789abcdef",
+        ),
+        ("sk-proj-REAL0123456789abcdefgh", ["sk-proj-EXAMPLE*"], None),
+        ("AKIAIOSFODNN7EXAMPLE", ["*EXAMPLE"], "*EXAMPLE"),
+        ("sk-a?b", ["sk-a?b"], "sk-a?b"),
+        ("sk-aXb", ["sk-a?b"], None),
+    ],
+)
+def test_allowed_by(value: str, patterns: list[str], expected: str | None) -> None:
+    assert allowed_by(value, patterns) == expected
 
 
 @pytest.mark.parametrize(
@@ -419,3 +646,171 @@ def test_replay_headers() -> None:
         ("x-request-id", "req_1"),
         (CACHE_STATUS_HEADER, "HIT"),
     ]
+
+
+# -- credentials by name, in make_entry -----------------------------------------------------------
+
+
+def test_url_userinfo_and_credential_params_are_not_stored() -> None:
+    request = Request(
+        "GET",
+        "https://alice:pass-word-123@h.example/v1/models?Api_Key=query-key-456&alt=json",
+        (),
+        b"",
+    )
+    made = entry(request=request, secrets=frozenset())
+    assert made.request["url"] == "https://h.example/v1/models?Api_Key=%3Credacted%3E&alt=json"
+    text = json.dumps(made.to_data())
+    assert "pass-word-123" not in text
+    assert "alice" not in text
+    assert "query-key-456" not in text
+
+
+def test_credential_request_headers_are_never_stored_even_when_matched() -> None:
+    names = ("ocp-apim-subscription-key", "x-custom-auth-token", "x-session-id", "x-region")
+    request = Request(
+        "POST",
+        URL,
+        (
+            ("ocp-apim-subscription-key", "azure-subscription-1"),
+            ("x-custom-auth-token", "custom-token-22"),
+            ("x-session-id", "session-value-333"),
+            ("x-region", "eu"),
+        ),
+        BODY,
+    )
+    echo = b'{"echo":"azure-subscription-1 custom-token-22 session-value-333"}'
+    made = entry(
+        [echo],
+        headers=(
+            ("content-type", "application/json"),
+            ("x-ratelimit-remaining-tokens", "149000"),
+            ("x-echo", "custom-token-22"),
+        ),
+        request=request,
+        match_headers=names,
+        secrets=frozenset(),
+    )
+    assert made.request["headers"] == {"x-region": "eu"}
+    assert made.response["headers"] == {
+        "content-type": "application/json",
+        "x-ratelimit-remaining-tokens": "149000",
+        "x-echo": REDACTED,
+    }
+    assert made.response["body"]["json"] == {"echo": f"{REDACTED} {REDACTED} {REDACTED}"}
+
+
+def test_short_credentials_are_dropped_by_name_but_not_scrubbed_everywhere() -> None:
+    request = Request("POST", URL, (("x-api-key", "abc"),), b'{"password":"pw1","n":"abc"}')
+    made = entry([b'{"text":"abc is fine"}'], request=request, secrets=frozenset())
+    assert made.request["body"]["json"] == {"password": REDACTED, "n": "abc"}
+    assert made.response["body"]["json"] == {"text": "abc is fine"}
+
+
+def test_json_body_credential_fields_are_redacted_at_any_depth_and_scrubbed() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "auth": {"clientSecret": "client-secret-1", "key": "region-1"},
+        "tools": [{"config": {"api_key": "tool-api-key-22"}}],
+    }
+    request = Request(
+        "POST", URL, (("content-type", "application/json"),), json.dumps(body).encode()
+    )
+    made = entry([b'{"said":"tool-api-key-22"}'], request=request, secrets=frozenset())
+    assert made.request["body"]["json"] == {
+        "model": "m",
+        "max_tokens": 10,
+        "auth": {"clientSecret": REDACTED, "key": "region-1"},
+        "tools": [{"config": {"api_key": REDACTED}}],
+    }
+    assert made.response["body"]["json"] == {"said": REDACTED}
+
+
+def test_json_stored_as_text_is_redacted_too() -> None:
+    # A duplicate key cannot be stored as a structure, so the body is stored as text.
+    raw = b'{"a":1,"a":2,"password":"text-password-1"}'
+    request = Request("POST", URL, (("content-type", "application/json"),), raw)
+    made = entry(request=request, secrets=frozenset())
+    assert "text-password-1" not in json.dumps(made.to_data())
+    assert REDACTED in json.dumps(made.request["body"])
+
+
+def test_multipart_credential_fields_are_redacted() -> None:
+    upload = httpx.Request(
+        "POST",
+        "https://api.example.com/v1/upload",
+        files={"file": ("a.txt", b"hello")},
+        data={"model": "m", "api_key": "form-api-key-123"},
+    )
+    content = upload.read()
+    request = Request(
+        "POST", str(upload.url), (("content-type", upload.headers["content-type"]),), content
+    )
+    made = entry([b'{"ok":"form-api-key-123"}'], request=request, secrets=frozenset())
+    text = json.dumps(made.to_data())
+    assert "form-api-key-123" not in text
+    assert f'name=\\"api_key\\"\\r\\n\\r\\n{REDACTED}' in text
+    assert made.response["body"]["json"] == {"ok": REDACTED}
+
+
+# -- key shapes that are not keys -----------------------------------------------------------
+
+
+EXAMPLE = "sk-proj-EXAMPLE" + "0123456789abcdefghij"
+
+
+def test_an_allowed_key_shape_is_kept_and_its_pattern_listed() -> None:
+    answer = json.dumps({"code": f'client = OpenAI(api_key="{EXAMPLE}")'}).encode()
+    made = make_entry(
+        key="k" * 32,
+        request=REQUEST,
+        status=200,
+        headers=(("content-type", "application/json"),),
+        chunks=[answer],
+        match_headers=(),
+        ttl=None,
+        duration=0.1,
+        now=NOW,
+        secrets=(),
+        allow_secrets=("AIza*", "sk-proj-EXAMPLE*", "sk-*"),
+    )
+    assert EXAMPLE in made.response["body"]["json"]["code"]
+    assert made.allow_secrets == ("sk-proj-EXAMPLE*",)
+    assert made.to_data()["allow_secrets"] == ["sk-proj-EXAMPLE*"]
+
+
+def test_without_an_allowance_no_pattern_is_listed() -> None:
+    assert entry().allow_secrets == ()
+
+
+def test_a_refusal_names_where_masks_the_value_and_says_how_to_allow_it() -> None:
+    answer = json.dumps({"code": EXAMPLE}).encode()
+    with pytest.raises(SecretFound) as info:
+        entry([answer], headers=(("content-type", "application/json"),))
+    found = info.value
+    assert found.path == "response.body.json.code"
+    assert found.masked == "sk-pro..."
+    help_text = refusal_help(found)
+    assert "response.body.json.code" in help_text
+    assert "sk-pro..." in help_text
+    assert '@pytest.mark.llm_cache(allow_secrets=["sk-proj-EXAMPLE*"])' in help_text
+    assert "llm_cache_allow_secrets" in help_text
+    assert EXAMPLE not in help_text + str(found)
+
+
+def test_a_key_shaped_test_id_is_refused() -> None:
+    with pytest.raises(SecretFound, match=r"^test$"):
+        make_entry(
+            key="k" * 32,
+            request=REQUEST,
+            status=200,
+            headers=(),
+            chunks=[],
+            match_headers=(),
+            ttl=None,
+            duration=0.1,
+            now=NOW,
+            secrets=(),
+            test=f"test_x.py::test_x[{FAKE_GROQ}]",
+        )
