@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import _current
-from ._capture import SecretFound, is_transient, make_entry
+from ._capture import SecretFound, is_transient, make_entry, refusal_help
 from ._cassette import Cassette, CassetteError, Change, Entry
 from ._errors import CacheRefusal, ReplayMiss
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
-from ._secrets import credentials, redact_url
+from ._secrets import credentials, mask_secrets, redact_url
 from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
 from ._usage import Usage, entry_usage
@@ -249,6 +249,8 @@ class TestCache:
             self._fail(f"pytest-llmcache: {exc}\n  test: {self.nodeid}")
 
     def _fail(self, message: str) -> NoReturn:
+        # Whatever a message quotes, no credential reaches the terminal or a report.
+        message = mask_secrets(message)
         self.messages.append(message)
         raise ReplayMiss(message)
 
@@ -257,6 +259,7 @@ class TestCache:
 
         The test fails even if the code under test catches the error.
         """
+        message = mask_secrets(message)
         self.messages.append(message)
         raise CacheRefusal(message)
 
@@ -293,12 +296,17 @@ class TestCache:
                 secrets=secrets,
                 test=self.test_id,
                 cut_short=cut_short,
+                allow_secrets=self.options.allow_secrets,
             )
         except SecretFound as exc:
+            found = exc
+        else:
+            found = None
+        if found is not None:
             self._fail(
-                f"pytest-llmcache: refusing to write {self.engine.display(self.path)}: the "
-                f"response to {_call(recording.request)} holds a value shaped like an API key "
-                f"at {exc}. Nothing was written.\n  test: {self.nodeid}"
+                f"pytest-llmcache: refusing to write {self.engine.display(self.path)}: "
+                f"{_call(recording.request)} holds a value shaped like an API key. Nothing "
+                f"was written.\n  test: {self.nodeid}\n{refusal_help(found)}"
             )
         cassette = self._cassette()
         with self._lock:

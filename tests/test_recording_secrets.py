@@ -85,8 +85,16 @@ def test_a_key_shaped_value_in_a_response_is_refused_and_nothing_is_written(
     result = suite.run("--llm-cache=record")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*refusing to write cassettes/test_leak/test_leak.yaml*shaped like an API key at*"]
+        [
+            "*refusing to write cassettes/test_leak/test_leak.yaml*shaped like an API key*",
+            "  test: test_leak.py::test_leak",
+            "  where: request.body.json.messages[0].content",
+            "  value: sk-ZZZ... *",
+            "*@pytest.mark.llm_cache(allow_secrets=*",
+        ]
     )
+    assert "Z" * 20 not in result.stdout.str(), "the value is masked in the message"
+    assert "During handling" not in result.stdout.str()
     assert suite.cassettes() == {}
 
 
