@@ -28,6 +28,7 @@ from ._secrets import (
     mask_secrets,
     unredacted_fields,
 )
+from ._yaml import MAX_SIZE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,7 +76,13 @@ def check_file(path: Path, allow_secrets: Sequence[str] = ()) -> CheckResult:
 def _check(path: Path, allow_secrets: Sequence[str]) -> CheckResult:
     result = CheckResult()
     try:
+        # Sized first: a hostile file (huge, or a device) is refused by parse() unread.
+        if not path.is_file() or path.stat().st_size > MAX_SIZE:
+            parse(path)
         text = path.read_text("utf-8")
+    except CassetteError as exc:
+        result.problems.append(_schema_problem(path, "", str(exc)))
+        return result
     except (OSError, UnicodeDecodeError) as exc:
         result.problems.append(f"{path}:1: cannot read cassette: {exc}")
         return result

@@ -343,3 +343,22 @@ def test_replaying_a_hostile_cassette_fails_and_changes_nothing(
     after = {p: p.read_bytes() for p in suite.path.rglob("*") if p.is_file()}
     assert after == before
     assert suite.upstream() == 0
+
+
+def test_check_refuses_an_oversized_file_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_SIZE + 1)  # sparse: no disk used, and never read
+    result = check_file(path)
+    assert len(result.problems) == 1
+    assert str(path) in result.problems[0]
+    assert "over the limit" in result.problems[0]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_check_refuses_a_link_to_a_device(tmp_path: Path) -> None:
+    path = tmp_path / "zero.yaml"
+    path.symlink_to("/dev/zero")
+    result = check_file(path)
+    assert len(result.problems) == 1
+    assert "not a regular file" in result.problems[0]
