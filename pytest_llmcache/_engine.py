@@ -282,6 +282,7 @@ class TestCache:
             return
         now = datetime.now(timezone.utc)
         secrets = self.engine.learn_secrets(recording.raw)
+        found: SecretFound | None = None
         try:
             entry = make_entry(
                 key=recording.key,
@@ -300,8 +301,6 @@ class TestCache:
             )
         except SecretFound as exc:
             found = exc
-        else:
-            found = None
         if found is not None:
             self._fail(
                 f"pytest-llmcache: refusing to write {self.engine.display(self.path)}: "
