@@ -4,11 +4,24 @@ The patches are process-wide, so the pointer to the running test is too: a test 
 running one when its cache turns on and stops being it when its cache turns off.
 
 A call made by a thread or an asyncio task belongs to the test that was running when the
-thread or task was started (for a thread pool, when the work was submitted). A call whose
-thread or task outlived its test is refused: it must not land in the cassette of whichever
-test runs next, nor reach the network from an unmarked one. Threads and tasks started when
-no test was running (session set-up, a pool made by a session fixture) belong to the running
-test, whichever it is.
+thread or task was started: for thread-pool work (``submit``, ``map``, ``run_in_executor``,
+``asyncio.to_thread``) and coroutines handed to a loop in another thread
+(``run_coroutine_threadsafe``), when the work was submitted, so a pool or a background loop
+made by one test serves each later test in turn. The most specific stamp wins: the task, then
+the work item, then the thread.
+
+A call whose thread or task outlived its test is refused with :class:`CacheRefusal`, raised in
+that thread or task: nothing is sent and nothing is recorded. It must not land in the cassette
+of whichever test runs next, nor reach the network from an unmarked one; the test running
+meanwhile is not failed (the call is not its own), and pytest reports the refusal if the
+thread leaves it unhandled. The socket guard asks the same question, so a raw connection from
+such a thread is refused too.
+
+Threads and tasks started when no test was running (session set-up, a pool made by a session
+fixture) belong to the running test, whichever it is. So do test runners that run every test's
+coroutine in one long-lived task (anyio's pytest plugin) and worker threads that serve every
+test in turn (anyio's): they belong to no test, or the second test's calls would be refused as
+the first test's leftovers.
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import CacheRefusal
 
@@ -28,6 +41,7 @@ if TYPE_CHECKING:
     from ._engine import TestCache
 
 __all__ = [
+    "Unseen",
     "begin",
     "current",
     "end",
@@ -46,19 +60,38 @@ _UNSET: Any = object()
 
 _running: TestCache | None = None
 _tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDictionary()
-_local = threading.local()
-"""``origin``: the test a thread-pool work item was submitted by, while it runs."""
+
+
+class _WorkItem(threading.local):
+    """The test a thread-pool work item was submitted by, while it runs in this thread."""
+
+    # A class default: looking up a missing thread-local attribute costs as much as the
+    # rest of a connection's check.
+    origin: Any = _UNSET
+
+
+_local = _WorkItem()
 
 _handling: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "llm_cache_handling", default=False
 )
-_unseen: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+
+
+class Unseen(NamedTuple):
+    """A call on its way through a transport the cache cannot see into."""
+
+    via: str
+    """The transport's class, as ``module.QualifiedName``."""
+    call: str
+    """``METHOD URL`` of the call."""
+
+
+_unseen: contextvars.ContextVar[Unseen | None] = contextvars.ContextVar(
     "llm_cache_unseen", default=None
 )
 
 # Test runners that run every test's coroutine in one long-lived task, and worker threads
-# that serve every test in turn: they belong to no test, or the second test's calls would be
-# refused as the first test's leftovers.
+# that serve every test in turn (see the module docstring).
 _RUNNER_COROUTINES = frozenset({"TestRunner._run_tests_and_fixtures"})
 _POOL_THREAD_MODULES = ("anyio.",)
 
@@ -95,15 +128,17 @@ def current() -> TestCache | None:
 
 def _origin() -> Any:
     """The test the caller was started by (``_NONE``: no test, or one not tracked)."""
-    origin = getattr(_local, "origin", _UNSET)
-    if origin is not _UNSET:
-        return origin
+    # The most specific first: a task (a loop may run inside a pool work item or a thread
+    # that serves every test, as a background loop does), then the work item, then the thread.
     if asyncio._get_running_loop() is not None:
         task = asyncio.current_task()
         if task is not None:
-            found = _tasks.get(task, _NONE)
-            if found is not _NONE:
+            found = _tasks.get(task, _UNSET)
+            if found is not _UNSET:
                 return found
+    origin = _local.origin
+    if origin is not _UNSET:
+        return origin
     return getattr(threading.current_thread(), "_llm_cache_origin", _NONE)
 
 
@@ -145,16 +180,17 @@ def is_handling() -> bool:
 
 
 @contextlib.contextmanager
-def unseen(via: str) -> Iterator[None]:
-    """Mark the calls made inside as sent through ``via``, a transport the cache cannot see."""
-    token = _unseen.set(via)
+def unseen(via: str, call: str) -> Iterator[None]:
+    """Mark the connections opened inside as made for ``call`` (``METHOD URL``) by ``via``,
+    a transport the cache cannot see into: the socket guard refuses them."""
+    token = _unseen.set(Unseen(via, call))
     try:
         yield
     finally:
         _unseen.reset(token)
 
 
-def unseen_transport() -> str | None:
+def unseen_transport() -> Unseen | None:
     """The unseen transport a connection is being made through, unless an adapter took over."""
     return None if _handling.get() else _unseen.get()
 
@@ -171,6 +207,7 @@ def install() -> None:
     thread_start = threading.Thread.start
     submit = ThreadPoolExecutor.submit
     create_task = asyncio.BaseEventLoop.create_task
+    run_threadsafe = asyncio.run_coroutine_threadsafe
 
     def start(self: threading.Thread) -> None:
         if not type(self).__module__.startswith(_POOL_THREAD_MODULES):
@@ -190,14 +227,23 @@ def install() -> None:
                 _tasks[task] = origin
         return task
 
+    def threadsafe(coro: Any, loop: asyncio.AbstractEventLoop) -> Any:
+        # The task is created in the loop's thread, which may serve every test (a background
+        # loop): it belongs to the submitter instead.
+        if not asyncio.iscoroutine(coro):
+            return run_threadsafe(coro, loop)
+        return run_threadsafe(_carried(_origin_for_new(), coro), loop)
+
     threading.Thread.start = start  # type: ignore[method-assign]
     ThreadPoolExecutor.submit = pool_submit  # type: ignore[method-assign,assignment]
     asyncio.BaseEventLoop.create_task = loop_create_task  # type: ignore[method-assign]
+    asyncio.run_coroutine_threadsafe = asyncio.tasks.run_coroutine_threadsafe = threadsafe
 
     def undo() -> None:
         threading.Thread.start = thread_start  # type: ignore[method-assign]
         ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
         asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
+        asyncio.run_coroutine_threadsafe = asyncio.tasks.run_coroutine_threadsafe = run_threadsafe
 
     _undo.append(undo)
 
@@ -209,9 +255,16 @@ def uninstall() -> None:
 
 
 def _run_as(origin: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    previous = getattr(_local, "origin", _UNSET)
+    previous = _local.origin
     _local.origin = origin
     try:
         return fn(*args, **kwargs)
     finally:
         _local.origin = previous
+
+
+async def _carried(origin: Any, coro: Any) -> Any:
+    task = asyncio.current_task()
+    if task is not None:
+        _tasks[task] = origin
+    return await coro

@@ -4,8 +4,10 @@ A client may be given any transport. The network ones (``HTTPTransport`` and sub
 patched by the httpx adapter, in-process ones (mock, ASGI, WSGI) never reach the network, and
 a transport that wraps one of ours, or sends with requests or aiohttp, is seen further down,
 which shows in the cache status header of its response. A call through any other transport
-went around the cache: it may have reached the network and could be neither recorded nor
-replayed, so the engine is told (and fails the test).
+goes around the cache and could be neither recorded nor replayed: while it is being sent, the
+socket guard refuses every connection it opens, so nothing is sent, and a response that comes
+back without the cache status header (a transport that answers in-process) still fails the
+test, in every mode.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from .._capture import CACHE_STATUS_HEADER
-from .._current import current
+from .._current import current, unseen
 from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
@@ -36,7 +38,7 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
     original_sync = sync_cls.send
     original_async = async_cls.send
 
-    def unseen(client: Any, request: Any) -> str | None:
+    def hidden_transport(client: Any, request: Any) -> str | None:
         """The transport's name if it is one the cache cannot see into."""
         transport_for_url = getattr(client, "_transport_for_url", None)
         transport = transport_for_url(request.url) if transport_for_url else None
@@ -49,10 +51,11 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
         test = current()
-        via = None if test is None else unseen(self, request)
+        via = None if test is None else hidden_transport(self, request)
         if test is None or via is None:
             return original_sync(self, request, **kwargs)
-        response = original_sync(self, request, **kwargs)
+        with unseen(via, f"{request.method} {request.url}"):
+            response = original_sync(self, request, **kwargs)
         if CACHE_STATUS_HEADER not in response.headers:
             response.close()
             test.bypassed(request.method, str(request.url), via)
@@ -60,10 +63,11 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
     async def async_send(self: Any, request: Any, **kwargs: Any) -> Any:
         test = current()
-        via = None if test is None else unseen(self, request)
+        via = None if test is None else hidden_transport(self, request)
         if test is None or via is None:
             return await original_async(self, request, **kwargs)
-        response = await original_async(self, request, **kwargs)
+        with unseen(via, f"{request.method} {request.url}"):
+            response = await original_async(self, request, **kwargs)
         if CACHE_STATUS_HEADER not in response.headers:
             await response.aclose()
             test.bypassed(request.method, str(request.url), via)
