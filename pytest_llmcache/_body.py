@@ -22,7 +22,9 @@ __all__ = [
     "decompress",
     "encode_body",
     "encode_chunks",
+    "encode_plain",
     "is_stream_type",
+    "json_style",
 ]
 
 StoredBody = dict[str, Any]
@@ -78,6 +80,19 @@ def encode_body(data: bytes) -> StoredBody:
     if text[:1] in "{[" and (parsed := _json_structure(text)) is not None:
         value, style = parsed
         return {"json": value} if style == _DEFAULT_STYLE else {"json": value, "style": style}
+    return {"text": text}
+
+
+def json_style(name: str) -> Callable[[object], str]:
+    """The serializer of a stored JSON style (``KeyError`` for an unknown one)."""
+    return _JSON_STYLES[name]
+
+
+def encode_plain(chunk: bytes) -> StoredBody:
+    """A chunk as text, or base64 if it is not UTF-8."""
+    text = _utf8(chunk)
+    if text is None:
+        return {"base64": base64.b64encode(chunk).decode("ascii")}
     return {"text": text}
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _body
-from ._cassette import Entry
+from ._entry import Entry
 from ._exchange import Headers, Request
 from ._key import KEY_HEADERS, canonical_body, media_type
 from ._secrets import (

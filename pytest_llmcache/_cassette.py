@@ -1,4 +1,10 @@
-"""The cassette file: entries, their YAML form, validation and atomic writes (SPEC §2)."""
+"""The store: cassettes on disk, indexed by key, written atomically under a lock (SPEC §2).
+
+Reading dispatches on the file's version (:mod:`._format_v1`, :mod:`._format_v2`); writing
+always uses the newest. A version 1 file read whole is kept as JSON in pytest's cache folder
+(the parse cache), so it is parsed as YAML once; version 2 needs no such copy, as its
+entries are read one at a time, when used.
+"""
 
 from __future__ import annotations
 
@@ -8,140 +14,19 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from . import _body, _yaml
-from ._exchange import Headers, Response
+from . import _format_v1, _format_v2, _yaml
+from ._entry import CassetteError, Entry
 from ._lock import LockError, cassette_lock
 
-__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Change", "Entry"]
+__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Change", "Entry", "parse", "validate"]
 
-CASSETTE_VERSION = 1
+CASSETTE_VERSION = _format_v2.VERSION
+"""The version ``record`` and ``auto`` write."""
 
-_REQUIRED = ("key", "recorded_at", "request", "response")
-
-# Response headers that differ on every call even when the answer does not; re-recording an
-# identical answer keeps the stored entry, so the file changes by no byte.
-_PER_CALL_HEADERS = frozenset(
-    {
-        "date",
-        "age",
-        "expires",
-        "x-request-id",
-        "request-id",
-        "cf-ray",
-        "server-timing",
-        "openai-processing-ms",
-        "x-envoy-upstream-service-time",
-    }
-)
-_PER_CALL_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-", "ratelimit-")
-
-
-def _stable(response: dict[str, Any]) -> dict[str, Any]:
-    headers = {
-        k: v
-        for k, v in (response.get("headers") or {}).items()
-        if k not in _PER_CALL_HEADERS and not k.startswith(_PER_CALL_PREFIXES)
-    }
-    return {**response, "headers": headers}
-
-
-class CassetteError(Exception):
-    """A cassette cannot be read or written; the message names the file."""
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """One recorded call: the request it answers and the response to replay."""
-
-    key: str
-    recorded_at: str
-    ttl: float | None
-    duration: float
-    request: dict[str, Any]
-    response: dict[str, Any]
-    test: str | None = None
-    """The node id of the test that recorded the entry (absent in older files)."""
-    cut_short: bool = False
-    """The caller left the stream early: the body holds only the chunks it read."""
-    allow_secrets: tuple[str, ...] = ()
-    """The allow-list patterns its key-shaped values matched when it was recorded."""
-    _replay: Response | None = field(default=None, repr=False)
-
-    def recorded_datetime(self) -> datetime:
-        """When the call was recorded, in UTC."""
-        stamp = datetime.fromisoformat(self.recorded_at.replace("Z", "+00:00"))
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
-
-    def is_expired(self, now: datetime) -> bool:
-        """Whether the entry is older than its TTL (never, without one)."""
-        if self.ttl is None:
-            return False
-        return (now - self.recorded_datetime()).total_seconds() > self.ttl
-
-    def to_response(self) -> Response:
-        """The stored response as chunks and headers, decoded once and kept."""
-        if self._replay is None:
-            stored = self.response
-            body = stored.get("body") or {}
-            if "chunks" in body:
-                chunks = tuple(_body.decode_chunks(body["chunks"]))
-            else:
-                chunks = (_body.decode_body(body),)
-            headers: Headers = tuple(
-                (str(k), str(v)) for k, v in (stored.get("headers") or {}).items()
-            )
-            self._replay = Response(int(stored["status"]), headers, chunks)
-        return self._replay
-
-    def same_exchange(self, other: Entry) -> bool:
-        """Whether two entries hold the same call and answer (timestamps, ids and owner aside)."""
-        return (self.key, self.cut_short, self.request, _stable(self.response)) == (
-            other.key,
-            other.cut_short,
-            other.request,
-            _stable(other.response),
-        )
-
-    def to_data(self) -> dict[str, Any]:
-        """The YAML-ready mapping, in the field order the file shows."""
-        data: dict[str, Any] = {"key": self.key, "recorded_at": self.recorded_at}
-        if self.ttl is not None:
-            data["ttl"] = int(self.ttl) if float(self.ttl).is_integer() else self.ttl
-        data["duration"] = self.duration
-        if self.test is not None:
-            data["test"] = self.test
-        if self.cut_short:
-            data["cut_short"] = True
-        if self.allow_secrets:
-            data["allow_secrets"] = list(self.allow_secrets)
-        data["request"] = self.request
-        data["response"] = self.response
-        return data
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> Entry:
-        """An entry from its mapping (already validated)."""
-        recorded = data["recorded_at"]
-        if isinstance(recorded, datetime):
-            recorded = recorded.isoformat()
-        ttl = data.get("ttl")
-        test = data.get("test")
-        return cls(
-            key=str(data["key"]),
-            recorded_at=str(recorded),
-            ttl=float(ttl) if ttl is not None else None,
-            duration=float(data.get("duration") or 0.0),
-            request=data["request"],
-            response=data["response"],
-            test=None if test is None else str(test),
-            cut_short=data.get("cut_short") is True,
-            allow_secrets=tuple(str(p) for p in data.get("allow_secrets") or ()),
-        )
+_VERSIONS = (_format_v1.VERSION, _format_v2.VERSION)
 
 
 @dataclass
@@ -253,8 +138,11 @@ class Cassette:
     # -- reading ---------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: Path, parse_cache: Path | None = None) -> Cassette:
+    def load(cls, path: Path, parse_cache: Path | None = None, *, lazy: bool = True) -> Cassette:
         """Read ``path`` (an absent file is an empty cassette).
+
+        With ``lazy``, each entry of a version 2 file is read when first used; without, all
+        are read and checked now, so a damaged file is found before anything else happens.
 
         ``parse_cache`` is a folder where a JSON copy of each parsed file is kept, keyed by
         the file's size and modification time, so an unchanged cassette is not parsed as
@@ -265,17 +153,25 @@ class Cassette:
             cassette = cls(path, parse_cache=parse_cache)
             cassette._stamp = stamp
             return cassette
-        cached = _cache_file(parse_cache, path)
+        text = read_text(path)
         entries: list[Entry] | None = None
-        if cached is not None:
-            # A stale, foreign or damaged cache is only a slower load, never an error.
-            with contextlib.suppress(OSError, ValueError, LookupError, TypeError, AttributeError):
-                saved = json.loads(cached.read_text("utf-8"))
-                if saved.get("stamp") == list(stamp):
-                    entries = [Entry.from_data(e) for e in saved["entries"]]
-        if entries is None:
-            entries = parse(path)
-            _save_parsed(cached, stamp, entries)
+        if text.startswith("version: 2\n"):
+            entries = _format_v2.read(text, path)
+            if not lazy:
+                _check_all(entries)
+        else:
+            cached = _cache_file(parse_cache, path)
+            if cached is not None:
+                # A stale, foreign or damaged cache is only a slower load, never an error.
+                with contextlib.suppress(
+                    OSError, ValueError, LookupError, TypeError, AttributeError
+                ):
+                    saved = json.loads(cached.read_text("utf-8"))
+                    if saved.get("stamp") == list(stamp):
+                        entries = [Entry.from_data(e) for e in saved["entries"]]
+            if entries is None:
+                entries, _ = _read(path)
+                _save_parsed(cached, stamp, entries)
         cassette = cls(path, entries, parse_cache=parse_cache)
         cassette._stamp = stamp
         return cassette
@@ -283,10 +179,8 @@ class Cassette:
     # -- writing ---------------------------------------------------------------------------
 
     def render(self) -> str:
-        """The file's text: the same entries always give the same bytes."""
-        return _yaml.dump(
-            {"version": CASSETTE_VERSION, "entries": [e.to_data() for e in self.entries]}
-        )
+        """The file's text, in the newest version: the same entries give the same bytes."""
+        return _format_v2.render(self.entries)
 
     def save(self) -> bool:
         """Write the file atomically if its content changed; return whether it was written.
@@ -336,8 +230,6 @@ class Cassette:
                 f"{self.path}: cannot write cassette: {exc.strerror or exc}"
             ) from None
         self._stamp = _stamp_of(self.path)
-        # The next run reads what was just written without parsing YAML.
-        _save_parsed(_cache_file(self._parse_cache, self.path), self._stamp, self.entries)
         return True
 
 
@@ -350,11 +242,10 @@ def _locked(path: Path) -> Iterator[None]:
         raise CassetteError(f"{path}: cannot lock cassette: {exc}") from None
 
 
-def parse(path: Path) -> list[Entry]:
-    """Read and validate a cassette file; every problem is a :class:`CassetteError`."""
+def read_text(path: Path) -> str:
+    """A cassette's text; sized before reading, as a cassette may come from anyone."""
     try:
-        # Sized before reading: a cassette may come from an untrusted pull request, and
-        # neither a huge file nor a symlink to a device may be read into memory.
+        # Neither a huge file nor a symlink to a device may be read into memory.
         size = path.stat().st_size
         if not path.is_file():
             raise CassetteError(f"{path}: cannot read cassette: not a regular file")
@@ -363,9 +254,33 @@ def parse(path: Path) -> list[Entry]:
                 f"{path}: cassette is {size:,} bytes, over the limit of {_yaml.MAX_SIZE:,} "
                 f"bytes ({_yaml.MAX_SIZE >> 20} MiB); restore it from git or re-record it"
             )
-        text = path.read_text("utf-8")
+        return path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CassetteError(f"{path}: cannot read cassette: {exc}") from None
+
+
+def parse(path: Path, *, lazy: bool = False) -> list[Entry]:
+    """Read a cassette file; every problem is a :class:`CassetteError` naming the file.
+
+    With ``lazy``, the entries of a version 2 file are checked when first used; without,
+    every entry is read and checked now (what ``llm-cache check`` needs).
+    """
+    entries, _ = _read(path)
+    if not lazy:
+        _check_all(entries)
+    return entries
+
+
+def _check_all(entries: list[Entry]) -> None:
+    for entry in entries:
+        entry.to_response()
+        _ = entry.recorded_at, entry.request
+
+
+def _read(path: Path) -> tuple[list[Entry], int]:
+    text = read_text(path)
+    if text.startswith("version: 2\n"):
+        return _format_v2.read(text, path), _format_v2.VERSION
     try:
         data = _yaml.load(text)
     except _yaml.YAMLError as exc:
@@ -378,11 +293,21 @@ def parse(path: Path) -> list[Entry]:
             f"{path}{where}: not a valid cassette (YAML error: {problem}); the file may be "
             "truncated or hand-edited: restore it from git or re-record it"
         ) from None
-    return validate(data, path)
+    return validate(data, path), _version(data)
+
+
+def _version(data: object) -> int:
+    version = data.get("version") if isinstance(data, dict) else None
+    return version if type(version) is int else 0
+
+
+def version_of(path: Path) -> int:
+    """The version a cassette file is written in."""
+    return _read(path)[1]
 
 
 def validate(data: object, path: Path) -> list[Entry]:
-    """Check the structure of a parsed cassette and build its entries."""
+    """Check the top of a parsed cassette and build its entries, whatever its version."""
     if isinstance(data, dict) and "interactions" in data:
         raise CassetteError(
             f"{path}: a vcrpy / pytest-recording cassette, not a pytest-llmcache one; convert "
@@ -400,55 +325,15 @@ def validate(data: object, path: Path) -> list[Entry]:
             "restore it from git or re-record it"
         )
     version = data["version"]
-    if version != CASSETTE_VERSION:
-        raise CassetteError(
-            f"{path}: cassette version {version!r} is not supported; this pytest-llmcache "
-            f"reads version {CASSETTE_VERSION} (upgrade pytest-llmcache, or re-record the file)"
-        )
-    entries = data.get("entries")
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise CassetteError(f"{path}: 'entries' must be a list")
-    built = []
-    for number, item in enumerate(entries, 1):
-        where = f"{path}: entry {number}"
-        if not isinstance(item, dict):
-            raise CassetteError(f"{where} is not a mapping")
-        missing = [name for name in _REQUIRED if name not in item]
-        if missing:
-            raise CassetteError(f"{where} lacks {', '.join(missing)} (truncated or hand-edited?)")
-        response = item["response"]
-        status = response.get("status") if isinstance(response, dict) else None
-        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 999:
-            raise CassetteError(
-                f"{where}: response needs a three-digit integer 'status', got {status!r}"
-            )
-        headers = response.get("headers")
-        if headers is not None and not isinstance(headers, dict):
-            raise CassetteError(f"{where}: response headers must be a mapping of name: value")
-        body = response.get("body")
-        problem = None if body is None else _body.body_problem(body)
-        if problem is not None:
-            # Found now, with the file's name, rather than as a crash in the middle of a replay.
-            raise CassetteError(f"{where}: response body {problem}")
-        if not isinstance(item["request"], dict):
-            raise CassetteError(f"{where}: request must be a mapping")
-        ttl = item.get("ttl")
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
-            raise CassetteError(f"{where}: ttl must be a number of seconds, got {ttl!r}")
-        try:
-            entry = Entry.from_data(item)
-        except (TypeError, ValueError) as exc:
-            raise CassetteError(f"{where}: {exc}") from None
-        try:
-            entry.recorded_datetime()
-        except ValueError:
-            raise CassetteError(
-                f"{where}: recorded_at {entry.recorded_at!r} is not an ISO 8601 time"
-            ) from None
-        built.append(entry)
-    return built
+    if version == _format_v1.VERSION and type(version) is int:
+        return _format_v1.from_data(data, path)
+    if version == _format_v2.VERSION and type(version) is int:
+        return _format_v2.from_data(data, path)
+    known = " and ".join(map(str, _VERSIONS))
+    raise CassetteError(
+        f"{path}: cassette version {version!r} is not supported; this pytest-llmcache "
+        f"reads versions {known} (upgrade pytest-llmcache, or re-record the file)"
+    )
 
 
 _MISSING = (-1, -1, -1)
@@ -470,7 +355,7 @@ def _stamp_of(path: Path) -> tuple[int, ...]:
 
 
 def _save_parsed(cached: Path | None, stamp: tuple[int, ...], entries: list[Entry]) -> None:
-    """Keep a JSON copy of parsed entries in the parse cache (best effort)."""
+    """Keep a JSON copy of a version 1 file's entries in the parse cache (best effort)."""
     if cached is not None:
         with contextlib.suppress(OSError, ValueError, TypeError):
             data = {"stamp": list(stamp), "entries": [e.to_data() for e in entries]}
@@ -480,7 +365,7 @@ def _save_parsed(cached: Path | None, stamp: tuple[int, ...], entries: list[Entr
 def _cache_file(folder: Path | None, path: Path) -> Path | None:
     if folder is None:
         return None
-    name = hashlib.sha1(str(path.resolve()).encode(), usedforsecurity=False).hexdigest()
+    name = hashlib.sha1(os.path.abspath(path).encode(), usedforsecurity=False).hexdigest()
     return folder / f"{name}.json"
 
 

@@ -26,7 +26,7 @@ from ._key import KeyOptions, request_key
 from ._secrets import credentials, mask_secrets, redact_url
 from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
-from ._usage import Usage, entry_usage
+from ._usage import Usage, replay_usage
 
 __all__ = ["Engine", "Recording", "ReplayMiss", "TestCache"]
 
@@ -112,7 +112,11 @@ class Engine:
         """The cassette at ``path``, read once per run."""
         cassette = self._cassettes.get(path)
         if cassette is None:
-            cassette = self._cassettes[path] = Cassette.load(path, self._parse_cache)
+            # Replay reads an entry when it is used; a run that may write the file reads and
+            # checks all of it first, so a damaged file stops it before any call is made.
+            cassette = self._cassettes[path] = Cassette.load(
+                path, self._parse_cache, lazy=self.settings.mode is Mode.REPLAY
+            )
         return cassette
 
     def on_disk(self, path: Path) -> Cassette:
@@ -122,11 +126,13 @@ class Engine:
             return cassette
         return Cassette.load(path, self._parse_cache)
 
-    def count_replay(self, entry: Entry, *, expired: bool, test: TestCache) -> None:
+    def count_replay(
+        self, entry: Entry, response: Response, *, expired: bool, test: TestCache
+    ) -> None:
         """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
         usage = self._usage.get(id(entry))
         if usage is None:
-            usage = self._usage[id(entry)] = entry_usage(entry.request, entry.response)
+            usage = self._usage[id(entry)] = replay_usage(entry.request, response)
         with self._lock:
             self.stats.add_saving(usage, entry.duration)
             if expired:
@@ -207,16 +213,20 @@ class TestCache:
             if answers:
                 entry, slot = answers[-1], len(answers) - 1
         if entry is not None:
-            expired = entry.ttl is not None and entry.is_expired(datetime.now(timezone.utc))
+            try:
+                # An entry of a version 2 file is read now, when first used.
+                expired = entry.ttl is not None and entry.is_expired(datetime.now(timezone.utc))
+                response = entry.to_response()
+            except CassetteError as exc:
+                self._fail(f"pytest-llmcache: {exc}\n  test: {self.nodeid}")
             if not expired or self.mode is Mode.REPLAY:
                 with self._lock:
                     self.counts.replayed += 1
                     self.counts.expired += expired
                     self.used.append((key, slot))
-                self.engine.count_replay(entry, expired=expired, test=self)
+                self.engine.count_replay(entry, response, expired=expired, test=self)
                 if expired and self.engine.settings.strict:
                     self._fail(self._expired_message(request, entry))
-                response = entry.to_response()
                 if entry.cut_short:
                     message = self._cut_short_message(request, entry)
                     response = replace(response, past_end=lambda: self._fail(message))
@@ -312,7 +322,7 @@ class TestCache:
             old = cassette.get(entry.key, recording.occurrence)
             if old is not None and old.same_exchange(entry) and not old.is_expired(now):
                 # Identical traffic keeps its timestamps, so re-recording changes no byte.
-                entry = old if old.test == entry.test else replace(old, test=entry.test)
+                entry = old if old.test == entry.test else old.with_test(entry.test)
             # Kept by the call's own place, not appended: identical calls in flight at once
             # are stored in the order they were made, whatever order their answers came in.
             self._slots[(entry.key, recording.occurrence)] = entry

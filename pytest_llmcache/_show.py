@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ._cassette import Entry
+from ._entry import Entry
 from ._secrets import (
     REDACTED,
     is_secret_header,

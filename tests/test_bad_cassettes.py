@@ -25,7 +25,7 @@ def recorded(suite: Suite) -> Suite:
 
 
 def truncate(text: str) -> str:
-    return text[: len(text) * 2 // 3].rsplit("\n", 1)[0] + '\n      "unterminated'
+    return text[: len(text) * 2 // 3].rsplit("\n", 1)[0] + '\n  "unterminated'
 
 
 def drop_response(text: str) -> str:
@@ -36,10 +36,13 @@ def drop_response(text: str) -> str:
     ("damage", "expected"),
     [
         (truncate, "not a valid cassette (YAML error"),
-        (drop_response, "entry 1 lacks response"),
-        (lambda text: text.replace("version: 1", "version: 99"), "cassette version 99"),
+        (drop_response, "entry lacks response"),
+        (lambda text: text.replace("version: 2", "version: 99"), "cassette version 99"),
         (lambda text: "- just\n- a list\n", "not a pytest-llmcache cassette"),
-        (lambda text: text.replace("status: 200", "status: ok"), "integer 'status'"),
+        (
+            lambda text: text.replace("  response: |\n    200\n", "  response: |\n    ok\n"),
+            "three-digit status",
+        ),
         (
             lambda text: "interactions:\n- request: {uri: 'http://x'}\nversion: 1\n",
             "a vcrpy / pytest-recording cassette",

@@ -1,0 +1,430 @@
+"""Cassette format version 2: each message as text, read one entry at a time.
+
+An entry's request and response are written the way HTTP shows them, as YAML literal blocks:
+the request line or status, then ``name: value`` header lines; a JSON body as indented JSON;
+an event stream as its event-stream text, one event per recorded chunk. A pull request shows
+the prompt, the answer and every stream event verbatim, and PyYAML reads an entry as a handful
+of strings, several times faster than the nested structures of version 1.
+
+The writer starts every entry with ``- key: <key>`` at the start of a line, so a reader finds
+each entry and its key without parsing YAML, and parses an entry only when it is used. A file
+that does not keep that layout (edited by hand) is read whole, the slower way.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import _body, _yaml
+from ._entry import CassetteError, Entry
+from ._exchange import Response
+
+__all__ = ["VERSION", "from_data", "read", "render"]
+
+VERSION = 2
+
+_HEAD = "version: 2\nentries:\n"
+_ENTRY = "- key: "
+_KEY = re.compile(r"[0-9a-f]{1,64}")
+_FIELDS = (
+    "key",
+    "recorded_at",
+    "ttl",
+    "duration",
+    "test",
+    "cut_short",
+    "allow_secrets",
+    "request",
+    "request_json",
+    "request_json_style",
+    "request_text",
+    "request_base64",
+    "response",
+    "response_json",
+    "response_json_style",
+    "response_text",
+    "response_base64",
+    "response_sse",
+    "response_sse_eol",
+    "response_chunks",
+)
+_KNOWN = frozenset(_FIELDS)
+_REQUIRED = ("key", "recorded_at", "request", "response")
+_INDENT = _body.json_style("indent")
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def render(entries: Sequence[Entry]) -> str:
+    """The file's text: the same entries always give the same bytes."""
+    if not entries:
+        return "version: 2\nentries: []\n"
+    parts = [_HEAD]
+    for entry in entries:
+        source = entry.source
+        if isinstance(source, _Source) and source.text is not None:
+            # Read from a file in this layout and never changed: written back as it was.
+            text = source.text[source.start : source.end]
+            parts.append(text if text.endswith("\n") else text + "\n")
+        else:
+            parts.append(_render_entry(entry))
+    return "".join(parts)
+
+
+def _render_entry(entry: Entry) -> str:
+    data = entry.to_data()
+    out: dict[str, Any] = {k: v for k, v in data.items() if k not in ("request", "response")}
+    request, response = entry.request, entry.response
+    out["request"] = _head(f"{request.get('method', '')} {request.get('url', '')}", request)
+    out.update(_body_fields("request", request.get("body") or {}))
+    out["response"] = _head(str(response.get("status", "")), response)
+    out.update(_body_fields("response", response.get("body") or {}))
+    text = _yaml.dump([out])
+    # A block kept with its trailing blank lines (``|+``) makes PyYAML end the document
+    # with "...": the next entry follows instead.
+    return text.removesuffix("...\n")
+
+
+def _head(first: str, message: dict[str, Any]) -> str:
+    lines = [first]
+    lines += [f"{name}: {value}" for name, value in (message.get("headers") or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
+    if "json" in stored:
+        fields: dict[str, Any] = {f"{side}_json": _INDENT(stored["json"]) + "\n"}
+        if "style" in stored:
+            fields[f"{side}_json_style"] = stored["style"]
+        return fields
+    if "text" in stored:
+        return {f"{side}_text": stored["text"]}
+    if "base64" in stored:
+        return {f"{side}_base64": stored["base64"]}
+    if "chunks" in stored:
+        chunks = _body.decode_chunks(stored["chunks"])
+        stream = _sse_text(chunks)
+        if stream is not None:
+            text, eol = stream
+            # Stored without the last blank line, which every event stream ends with: the
+            # block then reads as plainly as any other.
+            fields = {f"{side}_sse": text[:-1]}
+            return fields | ({f"{side}_sse_eol": "crlf"} if eol else {})
+        return {f"{side}_chunks": [_body.encode_plain(chunk) for chunk in chunks]}
+    return {}
+
+
+def _sse_text(chunks: Sequence[bytes]) -> tuple[str, bool] | None:
+    """The stream as one event-stream text, if each chunk is one whole event.
+
+    The second item says the events end their lines with ``\\r\\n`` (stored as ``\\n``).
+    """
+    if not chunks:
+        return None
+    try:
+        texts = [chunk.decode("utf-8") for chunk in chunks]
+    except UnicodeDecodeError:
+        return None
+    crlf = texts[0].endswith("\r\n\r\n")
+    if crlf:
+        if any("\n" in t.replace("\r\n", "") or "\r" in t.replace("\r\n", "") for t in texts):
+            return None
+        texts = [t.replace("\r\n", "\n") for t in texts]
+    for text in texts:
+        # One event per chunk: the chunks can be found again at each blank line.
+        if "\r" in text or not text.endswith("\n\n") or "\n\n" in text[:-2]:
+            return None
+        if text.startswith("\n"):
+            return None
+    return "".join(texts), crlf
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def read(text: str, path: Path) -> list[Entry]:
+    """The entries of a version 2 file: lazy ones, or every one parsed if hand-edited."""
+    entries = _scan(text, path)
+    if entries is not None:
+        return entries
+    try:
+        data = _yaml.load(text)
+    except _yaml.YAMLError as exc:
+        raise _yaml_error(path, exc, 0) from None
+    if not isinstance(data, dict):
+        raise CassetteError(f"{path}: not a pytest-llmcache cassette")
+    return from_data(data, path)
+
+
+def from_data(data: dict[str, Any], path: Path) -> list[Entry]:
+    """The entries of a version 2 file already parsed as YAML (a layout edited by hand)."""
+    items = data.get("entries")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise CassetteError(f"{path}: 'entries' must be a list")
+    entries = []
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise CassetteError(f"{path}: entry {number} is not a mapping with a 'key'")
+        entry = Entry.lazy(item["key"], _FORMAT, _Source(path, item, number=number))
+        _FORMAT.fields(entry)  # a whole-file read checks every entry now
+        _FORMAT.replay(entry)
+        entries.append(entry)
+    return entries
+
+
+def _scan(text: str, path: Path) -> list[Entry] | None:
+    """Each entry's key and place in the text, or ``None`` if the layout is not the writer's."""
+    if text == "version: 2\nentries: []\n":
+        return []
+    if not text.startswith(_HEAD + _ENTRY):
+        return None
+    starts = []
+    # Every line that starts without indentation must begin an entry: anything else at the
+    # top level (a comment, another field) is for the full YAML reader.
+    for match in re.finditer(r"^[^ \n]", text[len(_HEAD) :], re.M):
+        start = match.start() + len(_HEAD)
+        if not text.startswith(_ENTRY, start):
+            return None
+        starts.append(start)
+    entries = []
+    ends = [*starts[1:], len(text)]
+    for start, end in zip(starts, ends, strict=True):
+        line_end = text.find("\n", start)
+        token = text[start + len(_ENTRY) : line_end]
+        if token[:1] == "'" and token[-1:] == "'" and "'" not in token[1:-1]:
+            token = token[1:-1]
+        if not _KEY.fullmatch(token):
+            return None
+        entries.append(Entry.lazy(token, _FORMAT, _Source(path, text, start, end)))
+    return entries
+
+
+class _Source:
+    """Where a lazy entry is read from: a slice of the file's text, or a parsed mapping."""
+
+    __slots__ = ("data", "end", "number", "path", "start", "text")
+
+    def __init__(
+        self, path: Path, data: Any, start: int = 0, end: int = 0, *, number: int = 0
+    ) -> None:
+        self.path = path
+        self.text: str | None = data if isinstance(data, str) else None
+        self.data: dict[str, Any] | None = None if isinstance(data, str) else data
+        self.start = start
+        self.end = end
+        self.number = number
+
+    def line(self) -> int:
+        """The file's line where the entry starts."""
+        return 0 if self.text is None else self.text.count("\n", 0, self.start) + 1
+
+    def where(self) -> str:
+        """The entry, as messages name it."""
+        if self.text is None:
+            return f"{self.path}: entry {self.number}"
+        return f"{self.path}:{self.line()}: entry"
+
+    def mapping(self) -> dict[str, Any]:
+        """The entry's fields, parsed once."""
+        if self.data is None:
+            assert self.text is not None
+            try:
+                loaded = _yaml.load(self.text[self.start : self.end])
+            except _yaml.YAMLError as exc:
+                raise _yaml_error(self.path, exc, self.line() - 1) from None
+            if not (isinstance(loaded, list) and len(loaded) == 1 and isinstance(loaded[0], dict)):
+                raise CassetteError(f"{self.where()} is not a mapping")
+            self.data = loaded[0]
+        return self.data
+
+
+def _yaml_error(path: Path, exc: Exception, offset: int) -> CassetteError:
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1 + offset}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return CassetteError(
+        f"{path}{where}: not a valid cassette (YAML error: {problem}); the file may be "
+        "truncated or hand-edited: restore it from git or re-record it"
+    )
+
+
+class _Version2:
+    """Builds a lazy entry's fields, bodies and replayed response from its text."""
+
+    def fields(self, entry: Entry) -> None:
+        source: _Source = entry.source
+        data = source.mapping()
+        where = source.where()
+        unknown = sorted(set(map(str, data)) - _KNOWN)
+        if unknown:
+            raise CassetteError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        missing = [name for name in _REQUIRED if name not in data]
+        if missing:
+            raise CassetteError(f"{where} lacks {', '.join(missing)} (truncated or hand-edited?)")
+        if str(data["key"]) != entry.key:
+            raise CassetteError(f"{where}: key {data['key']!r} is not the key it is filed under")
+        ttl = data.get("ttl")
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int | float)):
+            raise CassetteError(f"{where}: ttl must be a number of seconds, got {ttl!r}")
+        duration = data.get("duration") or 0.0
+        if isinstance(duration, bool) or not isinstance(duration, int | float):
+            raise CassetteError(f"{where}: duration must be a number of seconds")
+        allowed = data.get("allow_secrets") or []
+        if not isinstance(allowed, list):
+            raise CassetteError(f"{where}: allow_secrets must be a list")
+        for name in ("request", "response"):
+            if not isinstance(data[name], str) or not data[name].strip():
+                raise CassetteError(f"{where}: {name} must be a text block")
+        entry.recorded_at = str(data["recorded_at"])
+        try:
+            entry.recorded_datetime()
+        except ValueError:
+            raise CassetteError(
+                f"{where}: recorded_at {entry.recorded_at!r} is not an ISO 8601 time"
+            ) from None
+        entry.ttl = None if ttl is None else float(ttl)
+        entry.duration = float(duration)
+        test = data.get("test")
+        entry.test = None if test is None else str(test)
+        entry.cut_short = data.get("cut_short") is True
+        entry.allow_secrets = tuple(str(p) for p in allowed)
+
+    def request(self, entry: Entry) -> None:
+        source: _Source = entry.source
+        data = source.mapping()
+        where = source.where()
+        if not isinstance(data.get("request"), str):
+            self.fields(entry)  # raises the precise error
+        method, _, url = _lines(data["request"])[0].partition(" ")
+        entry.request = {
+            "method": method,
+            "url": url,
+            "headers": dict(_headers(data["request"], where)),
+            "body": _stored_body(data, "request", where),
+        }
+
+    def response(self, entry: Entry) -> None:
+        source: _Source = entry.source
+        data = source.mapping()
+        where = source.where()
+        response = self.replay(entry)
+        body = _stored_body(data, "response", where)
+        entry.response = {
+            "status": response.status,
+            "headers": dict(response.headers),
+            "body": body,
+        }
+
+    def replay(self, entry: Entry) -> Response:
+        source: _Source = entry.source
+        data = source.mapping()
+        where = source.where()
+        if not isinstance(data.get("response"), str):
+            self.fields(entry)  # raises the precise error
+        status_line = _lines(data["response"])[0].strip()
+        if not status_line.isdigit() or not 100 <= int(status_line) <= 999:
+            raise CassetteError(
+                f"{where}: response needs a three-digit status on its first line, "
+                f"got {status_line!r}"
+            )
+        headers = tuple(_headers(data["response"], where))
+        return Response(int(status_line), headers, _chunks(data, "response", where))
+
+
+_FORMAT = _Version2()
+
+
+def _lines(block: str) -> list[str]:
+    return block.split("\n")
+
+
+def _headers(block: str, where: str) -> list[tuple[str, str]]:
+    headers = []
+    for line in _lines(block)[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(": ")
+        if not sep:
+            name, sep, value = line.partition(":")
+        if not sep or not name:
+            raise CassetteError(f"{where}: header line {line!r} is not 'name: value'")
+        headers.append((name, value))
+    return headers
+
+
+def _stored_body(data: dict[str, Any], side: str, where: str) -> dict[str, Any]:
+    """The body in the stored form of :mod:`._body` (what diffs, reports and usage read)."""
+    if f"{side}_json" in data:
+        value = _json(data, side, where)
+        style = data.get(f"{side}_json_style")
+        return {"json": value} if style is None else {"json": value, "style": str(style)}
+    if f"{side}_text" in data:
+        return {"text": _text(data, f"{side}_text", where)}
+    if f"{side}_base64" in data:
+        return {"base64": _text(data, f"{side}_base64", where)}
+    if f"{side}_sse" in data or f"{side}_chunks" in data:
+        return {"chunks": _body.encode_chunks(_chunks(data, side, where))}
+    return {}
+
+
+def _chunks(data: dict[str, Any], side: str, where: str) -> tuple[bytes, ...]:
+    """The exact chunks of a body, straight from the file's text."""
+    if f"{side}_sse" in data:
+        text = _text(data, f"{side}_sse", where) + "\n"
+        if not text.endswith("\n\n"):
+            raise CassetteError(f"{where}: {side}_sse must end each event with a blank line")
+        events = [event + "\n\n" for event in text[:-2].split("\n\n")]
+        eol = data.get(f"{side}_sse_eol")
+        if eol is not None and eol != "crlf":
+            raise CassetteError(f"{where}: {side}_sse_eol must be 'crlf', got {eol!r}")
+        if eol:
+            events = [event.replace("\n", "\r\n") for event in events]
+        return tuple(event.encode() for event in events)
+    if f"{side}_chunks" in data:
+        items = data[f"{side}_chunks"]
+        if not isinstance(items, list):
+            raise CassetteError(f"{where}: {side}_chunks must be a list")
+        chunks = []
+        for number, item in enumerate(items, 1):
+            problem = _body.body_problem(item) if isinstance(item, dict) else "must be a mapping"
+            if problem is not None or not isinstance(item, dict) or "chunks" in item:
+                raise CassetteError(f"{where}: {side}_chunks item {number} {problem or ''}")
+            chunks.append(_body.decode_body(item))
+        return tuple(chunks)
+    if f"{side}_json" in data:
+        value = _json(data, side, where)
+        style = data.get(f"{side}_json_style")
+        if style is not None and _body.body_problem({"json": 0, "style": style}) is not None:
+            raise CassetteError(f"{where}: unknown {side}_json_style {style!r}")
+        return (_body.json_style(str(style or "compact"))(value).encode(),)
+    if f"{side}_text" in data:
+        return (_text(data, f"{side}_text", where).encode(),)
+    if f"{side}_base64" in data:
+        try:
+            return (base64.b64decode(_text(data, f"{side}_base64", where), validate=True),)
+        except ValueError:
+            raise CassetteError(f"{where}: {side}_base64 is not valid base64") from None
+    return (b"",)
+
+
+def _text(data: dict[str, Any], name: str, where: str) -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise CassetteError(f"{where}: {name} must be text")
+    return value
+
+
+def _json(data: dict[str, Any], side: str, where: str) -> Any:
+    try:
+        return json.loads(_text(data, f"{side}_json", where))
+    except RecursionError:
+        raise CassetteError(f"{where}: {side}_json is nested too deeply") from None
+    except ValueError as exc:
+        raise CassetteError(f"{where}: {side}_json is not valid JSON: {exc}") from None
