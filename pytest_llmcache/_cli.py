@@ -1,8 +1,9 @@
-"""The ``llm-cache`` command: list, show, check and prune cassettes; import vcrpy ones.
+"""The ``llm-cache`` command: list, show, check, prune and upgrade cassettes; import vcrpy ones.
 
 Every failure is one line, ``llm-cache: error: <file>: <what>``, and a non-zero exit: 2 for
 a usage mistake (a missing path, a bad option), 1 for a problem found in a file. A file is
-only ever rewritten by ``prune`` and ``import-vcr``, atomically, and never on an error.
+only ever rewritten by ``prune``, ``upgrade`` and ``import-vcr``, atomically, and never on
+an error.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, _check, _show
-from ._cassette import Cassette, CassetteError, Entry, parse
+from ._cassette import CASSETTE_VERSION, Cassette, CassetteError, Entry, parse, version_of
 from ._secrets import mask_secrets, redact_url
 from ._settings import OptionError, parse_ttl
 
@@ -91,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument("--expired", action="store_true", help="entries older than their ttl")
     prune.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
     prune.set_defaults(command=_prune)
+
+    upgrade = commands.add_parser(
+        "upgrade", help=f"rewrite older cassettes in the newest format (v{CASSETTE_VERSION})"
+    )
+    upgrade.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: .)")
+    upgrade.add_argument(
+        "--dry-run", action="store_true", help="say which files would change; change nothing"
+    )
+    upgrade.set_defaults(command=_upgrade)
 
     vcr = commands.add_parser(
         "import-vcr", help="convert vcrpy / pytest-recording cassettes (needs vcrpy)"
@@ -363,6 +373,55 @@ def _rewrite(path: Path, kept: list[Entry]) -> None:
     cassette = Cassette(path, kept)
     cassette.dirty = True
     cassette.save()
+
+
+# -- upgrade --------------------------------------------------------------------------------
+
+
+def _upgrade(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    failed = 0
+    upgraded = 0
+    verb = "would upgrade" if args.dry_run else "upgraded"
+    paths = find_cassettes(args.paths)
+    for path in paths:
+        try:
+            version = version_of(path)
+            if version == CASSETTE_VERSION:
+                continue
+            # Every entry read and checked before anything is written.
+            entries = _parse(path)
+            cassette = Cassette(path, entries)
+            _same_replay(path, entries, cassette.render())
+            if not args.dry_run:
+                cassette.dirty = True
+                cassette.save()
+        except (CassetteError, OSError) as exc:
+            _error(err, str(exc))
+            failed += 1
+            continue
+        upgraded += 1
+        out.write(f"{path}: {verb} from version {version} to {CASSETTE_VERSION}\n")
+    out.write(f"{verb} {upgraded} of {len(paths)} cassette(s)\n")
+    return 1 if failed else 0
+
+
+def _same_replay(path: Path, entries: list[Entry], rendered: str) -> None:
+    """Refuse an upgrade whose file would replay anything differently."""
+    from . import _format_v2
+
+    again = _format_v2.read(rendered, path)
+    for old, new in zip(entries, again, strict=True):
+        before, after = old.to_response(), new.to_response()
+        if (old.key, before.status, before.headers, before.chunks) != (
+            new.key,
+            after.status,
+            after.headers,
+            after.chunks,
+        ):
+            raise CassetteError(
+                f"{path}: entry {old.key[:12]} would not replay the same in the new format; "
+                "the file was left as it is"
+            )
 
 
 # -- import-vcr -----------------------------------------------------------------------------

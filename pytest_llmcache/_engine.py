@@ -53,7 +53,8 @@ class Engine:
         self._display_root = display_root or Path.cwd()
         self._cassettes: dict[Path, Cassette] = {}
         self._secrets: set[str] = set()
-        self._usage: dict[int, Usage] = {}
+        self._usage: dict[int, tuple[Entry, Usage]] = {}
+        """Usage by entry id, with the entry kept so that its id is never reused."""
         self._lock = threading.Lock()
 
     def display(self, path: Path) -> str:
@@ -130,9 +131,10 @@ class Engine:
         self, entry: Entry, response: Response, *, expired: bool, test: TestCache
     ) -> None:
         """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
-        usage = self._usage.get(id(entry))
-        if usage is None:
-            usage = self._usage[id(entry)] = replay_usage(entry.request, response)
+        cached = self._usage.get(id(entry))
+        if cached is None or cached[0] is not entry:
+            cached = self._usage[id(entry)] = (entry, replay_usage(entry.request, response))
+        usage = cached[1]
         with self._lock:
             self.stats.add_saving(usage, entry.duration)
             if expired:

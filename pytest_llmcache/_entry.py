@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from . import _body
 from ._exchange import Headers, Response
 
-__all__ = ["CassetteError", "Entry", "Format"]
+__all__ = ["CassetteError", "Entry", "Format", "fill"]
 
 
 class CassetteError(Exception):
@@ -67,10 +67,17 @@ class Format(Protocol):
         """The response to replay, straight from the file's text."""
 
 
+def fill(entry: Entry, **fields: Any) -> None:
+    """Set fields of an entry as read from its file (the entry stays unedited)."""
+    for name, value in fields.items():
+        object.__setattr__(entry, name, value)
+
+
 class Entry:
     """One recorded call: the request it answers and the response to replay."""
 
     __slots__ = (
+        "_edited",
         "_load",
         "_replay",
         "_source",
@@ -124,6 +131,7 @@ class Entry:
         self._replay: Response | None = None
         self._load: Format | None = None
         self._source: Any = None
+        self._edited = False
 
     @classmethod
     def lazy(cls, key: str, load: Format, source: Any) -> Entry:
@@ -133,11 +141,19 @@ class Entry:
         file holds it (the format may write it back as it was read).
         """
         entry = cls.__new__(cls)
-        entry.key = key
-        entry._replay = None
-        entry._load = load
-        entry._source = source
+        fill(entry, key=key, _replay=None, _load=load, _source=source, _edited=False)
         return entry
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # A field set after reading makes the entry differ from its text in the file.
+        object.__setattr__(self, name, value)
+        if name[0] != "_":
+            object.__setattr__(self, "_edited", True)
+
+    @property
+    def edited(self) -> bool:
+        """Whether a field was set since the entry was read (or made)."""
+        return self._edited
 
     def __getattr__(self, name: str) -> Any:
         # Called only for a slot not set yet: a lazy entry's fields, on first use.

@@ -17,11 +17,12 @@ import base64
 import json
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from . import _body, _yaml
-from ._entry import CassetteError, Entry
+from ._entry import CassetteError, Entry, fill
 from ._exchange import Response
 
 __all__ = ["VERSION", "from_data", "read", "render"]
@@ -67,7 +68,7 @@ def render(entries: Sequence[Entry]) -> str:
     parts = [_HEAD]
     for entry in entries:
         source = entry.source
-        if isinstance(source, _Source) and source.text is not None:
+        if isinstance(source, _Source) and source.text is not None and not entry.edited:
             # Read from a file in this layout and never changed: written back as it was.
             text = source.text[source.start : source.end]
             parts.append(text if text.endswith("\n") else text + "\n")
@@ -282,19 +283,23 @@ class _Version2:
         for name in ("request", "response"):
             if not isinstance(data[name], str) or not data[name].strip():
                 raise CassetteError(f"{where}: {name} must be a text block")
-        entry.recorded_at = str(data["recorded_at"])
+        recorded_at = str(data["recorded_at"])
         try:
-            entry.recorded_datetime()
+            datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
         except ValueError:
             raise CassetteError(
-                f"{where}: recorded_at {entry.recorded_at!r} is not an ISO 8601 time"
+                f"{where}: recorded_at {recorded_at!r} is not an ISO 8601 time"
             ) from None
-        entry.ttl = None if ttl is None else float(ttl)
-        entry.duration = float(duration)
         test = data.get("test")
-        entry.test = None if test is None else str(test)
-        entry.cut_short = data.get("cut_short") is True
-        entry.allow_secrets = tuple(str(p) for p in allowed)
+        fill(
+            entry,
+            recorded_at=recorded_at,
+            ttl=None if ttl is None else float(ttl),
+            duration=float(duration),
+            test=None if test is None else str(test),
+            cut_short=data.get("cut_short") is True,
+            allow_secrets=tuple(str(p) for p in allowed),
+        )
 
     def request(self, entry: Entry) -> None:
         source: _Source = entry.source
@@ -303,12 +308,13 @@ class _Version2:
         if not isinstance(data.get("request"), str):
             self.fields(entry)  # raises the precise error
         method, _, url = _lines(data["request"])[0].partition(" ")
-        entry.request = {
+        request = {
             "method": method,
             "url": url,
             "headers": dict(_headers(data["request"], where)),
             "body": _stored_body(data, "request", where),
         }
+        fill(entry, request=request)
 
     def response(self, entry: Entry) -> None:
         source: _Source = entry.source
@@ -316,11 +322,8 @@ class _Version2:
         where = source.where()
         response = self.replay(entry)
         body = _stored_body(data, "response", where)
-        entry.response = {
-            "status": response.status,
-            "headers": dict(response.headers),
-            "body": body,
-        }
+        stored = {"status": response.status, "headers": dict(response.headers), "body": body}
+        fill(entry, response=stored)
 
     def replay(self, entry: Entry) -> Response:
         source: _Source = entry.source
