@@ -1,0 +1,488 @@
+"""Four replay workloads, each a whole pytest suite, against the floor and a live server.
+
+    python benchmarks/workloads.py [--rounds 5] [--only W1,W3] [--cold-only] [--json PATH]
+
+Each workload is a suite generated once in a temporary folder, recorded once with
+``--llm-cache=record`` against a loopback OpenAI-compatible server (``examples/local_server.py``
+in a process of its own), then run whole, as a subprocess, in three ways per round:
+
+- floor: the same tests, the same openai client, on ``httpx2.MockTransport`` answering the
+  bytes the server sent, from memory; the plugin is not loaded;
+- replay: the plain client pointed at the server's URL, the plugin in its default mode;
+- live: the same client calling the server, ``--llm-cache=off``.
+
+Cold is as CI runs, from a fresh clone: ``-p no:cacheprovider`` and no bytecode for the test
+files. Warm keeps ``.pytest_cache`` and bytecode between runs (one run fills them first).
+Each line gives the floor per call and what replay and live add to it per call, from the
+medians (and the minimums) of the wall times of the rounds. Other installed pytest plugins
+are switched off (PYTEST_DISABLE_PLUGIN_AUTOLOAD) so only this plugin's cost is measured.
+The plugin is used only through pytest's command line and markers. Nothing here is a test.
+
+    W1     200 tests x 5 chat completions, one cassette per test
+    W2     1 test x 2,000 chat completions, one cassette
+    W2-one 1 test replaying 1 entry of that 2,000-entry cassette
+    W3     50 tests x 2 streamed chat completions of 200 chunks (figures per stream)
+    W4     100 tests x 5 chat completions with openai.AsyncOpenAI
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = ("floor", "replay", "live")
+
+# The floor answers from a dict filled once by a capture run that calls the server through
+# a recording transport: the same bytes as the server's, split into the same SSE events.
+CONFTEST = """
+import os
+import pickle
+
+import httpx2
+import openai
+import pytest
+
+CLIENT = os.environ["BENCH_CLIENT"]  # "mock", "url" or "capture"
+URL = os.environ["BENCH_URL"]
+ANSWERS_PATH = os.environ["BENCH_ANSWERS"]
+ANSWERS = {}
+if CLIENT == "mock":
+    with open(ANSWERS_PATH, "rb") as file:
+        ANSWERS = pickle.load(file)
+
+
+def pytest_configure(config):
+    # The floor runs without the plugin: its marker must still be known.
+    config.addinivalue_line("markers", "llm_cache: cached by pytest-llmcache")
+
+
+def pytest_sessionfinish(session):
+    if CLIENT == "capture":
+        with open(ANSWERS_PATH, "wb") as file:
+            pickle.dump(ANSWERS, file)
+
+
+class Chunks(httpx2.SyncByteStream, httpx2.AsyncByteStream):
+    def __init__(self, chunks):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    async def __aiter__(self):
+        for chunk in self.chunks:
+            yield chunk
+
+
+def answer(request):
+    content_type, chunks = ANSWERS[request.content]
+    headers = {"content-type": content_type}
+    if len(chunks) == 1:
+        return httpx2.Response(200, headers=headers, content=chunks[0])
+    return httpx2.Response(200, headers=headers, stream=Chunks(chunks))
+
+
+def keep(request, response, body):
+    content_type = response.headers["content-type"]
+    events = body.split(b"\\n\\n")
+    chunks = [e + b"\\n\\n" for e in events if e] if "event-stream" in content_type else [body]
+    ANSWERS[request.content] = (content_type, chunks)
+    return httpx2.Response(response.status_code, headers=response.headers, content=body)
+
+
+class Capture(httpx2.BaseTransport):
+    def __init__(self):
+        self.inner = httpx2.HTTPTransport()
+
+    def handle_request(self, request):
+        response = self.inner.handle_request(request)
+        return keep(request, response, response.read())
+
+
+class AsyncCapture(httpx2.AsyncBaseTransport):
+    def __init__(self):
+        self.inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request):
+        response = await self.inner.handle_async_request(request)
+        return keep(request, response, await response.aread())
+
+
+def make_client():
+    if CLIENT == "url":
+        return openai.OpenAI(api_key="sk-bench", base_url=URL, max_retries=0)
+    transport = httpx2.MockTransport(answer) if CLIENT == "mock" else Capture()
+    http_client = httpx2.Client(transport=transport)
+    return openai.OpenAI(api_key="sk-bench", base_url=URL, max_retries=0, http_client=http_client)
+
+
+def make_async_client():
+    if CLIENT == "url":
+        return openai.AsyncOpenAI(api_key="sk-bench", base_url=URL, max_retries=0)
+    transport = httpx2.MockTransport(answer) if CLIENT == "mock" else AsyncCapture()
+    http_client = httpx2.AsyncClient(transport=transport)
+    return openai.AsyncOpenAI(
+        api_key="sk-bench", base_url=URL, max_retries=0, http_client=http_client
+    )
+
+
+@pytest.fixture(scope="session")
+def client():
+    with make_client() as sync:
+        yield sync
+
+
+# One event loop for the session (a session-scoped backend and async fixture keep anyio's
+# runner alive), so the async client, its connections and its TLS set-up are made once,
+# as the sync client is: per-test client construction would swamp the per-call figures.
+@pytest.fixture(scope="session")
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+async def async_client():
+    async with make_async_client() as client:
+        yield client
+"""
+
+W1_MODULE = """
+import pytest
+
+pytestmark = pytest.mark.llm_cache
+
+
+@pytest.mark.parametrize("n", range({first}, {last}))
+def test_chat(client, n):
+    for i in range(5):
+        text = f"test {{n}} question {{i}}"
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{{"role": "user", "content": text}}]
+        )
+        assert reply.choices[0].message.content == "You said: " + text
+"""
+
+W2_MODULE = """
+import pytest
+
+pytestmark = pytest.mark.llm_cache(cassette="big")
+
+
+def ask(client, i):
+    text = f"question number {i} of the long conversation"
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
+    assert reply.choices[0].message.content == "You said: " + text
+
+
+def test_many(client):
+    for i in range(2000):
+        ask(client, i)
+
+
+def test_one(client):
+    ask(client, 1234)
+"""
+
+# The server streams one chunk per word of "You said: <message>", plus a first chunk with the
+# role and a last one with the finish reason: 196 words make 200 chunks.
+W3_MODULE = """
+import pytest
+
+pytestmark = pytest.mark.llm_cache
+
+
+@pytest.mark.parametrize("n", range({first}, {last}))
+def test_stream(client, n):
+    for i in range(2):
+        text = " ".join(f"t{{n}}s{{i}}w{{k}}" for k in range(196))
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{{"role": "user", "content": text}}], stream=True
+        )
+        chunks = [chunk.choices[0].delta.content for chunk in stream]
+        assert len(chunks) == 200
+        assert "".join(c or "" for c in chunks) == "You said: " + text
+"""
+
+W4_MODULE = """
+import pytest
+
+pytestmark = [pytest.mark.llm_cache, pytest.mark.anyio]
+
+
+@pytest.mark.parametrize("n", range({first}, {last}))
+async def test_async_chat(async_client, n):
+    for i in range(5):
+        text = f"async test {{n}} question {{i}}"
+        reply = await async_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{{"role": "user", "content": text}}]
+        )
+        assert reply.choices[0].message.content == "You said: " + text
+"""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One suite: its files, which tests to run, and how many calls a run makes."""
+
+    name: str
+    modules: dict[str, str]
+    calls: int
+    unit: str = "call"
+    select: tuple[str, ...] = ()
+    record_select: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+
+
+def spread(name: str, template: str, tests: int, per_module: int) -> dict[str, str]:
+    """``tests`` parametrized tests in modules of ``per_module``, as a suite of many files."""
+    return {
+        f"test_{name}_{start // per_module:02d}.py": template.format(
+            first=start, last=min(start + per_module, tests)
+        )
+        for start in range(0, tests, per_module)
+    }
+
+
+WORKLOADS = (
+    Workload("W1", spread("w1", W1_MODULE, 200, 20), calls=1000),
+    Workload(
+        "W2",
+        {"test_big.py": W2_MODULE},
+        calls=2000,
+        select=("test_big.py::test_many",),
+        record_select=("test_big.py::test_many",),
+    ),
+    Workload(
+        "W2-one",
+        {"test_big.py": W2_MODULE},
+        calls=1,
+        unit="run",
+        select=("test_big.py::test_one",),
+        record_select=("test_big.py::test_many",),
+    ),
+    Workload("W3", spread("w3", W3_MODULE, 50, 10), calls=100, unit="stream"),
+    Workload(
+        "W4", spread("w4", W4_MODULE, 100, 20), calls=500, plugins=("-p", "anyio.pytest_plugin")
+    ),
+)
+
+
+@dataclass
+class Run:
+    """One pytest subprocess: wall and CPU seconds, peak resident memory."""
+
+    wall: float
+    cpu: float
+    max_rss_kb: int
+
+
+@dataclass
+class Series:
+    """The runs of one variant of one workload in one phase (cold or warm)."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    def walls(self) -> list[float]:
+        """Wall seconds of each run."""
+        return [run.wall for run in self.runs]
+
+
+@contextmanager
+def loopback_server() -> Iterator[str]:
+    """The example OpenAI-compatible server in a process of its own; yields its base URL."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from examples.local_server import LocalServer; "
+        "server = LocalServer(0); print(server.url, flush=True); server.serve_forever()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, str(ROOT)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip()
+    finally:
+        process.terminate()
+        process.wait()
+
+
+class Suite:
+    """A generated workload folder and the way to run it as each variant."""
+
+    def __init__(self, workload: Workload, folder: Path, url: str) -> None:
+        """Write the suite's files into ``folder``."""
+        self.workload = workload
+        self.folder = folder
+        self.url = url
+        folder.mkdir(exist_ok=True)
+        (folder / "conftest.py").write_text(textwrap.dedent(CONFTEST).lstrip())
+        for name, source in workload.modules.items():
+            (folder / name).write_text(textwrap.dedent(source).lstrip())
+
+    def run(self, variant: str, cold: bool, *, record: bool = False) -> Run:
+        """Run the suite once as ``variant`` (or "capture"); it must pass."""
+        args = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"]
+        args += self.workload.plugins
+        env = {
+            **os.environ,
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "BENCH_URL": self.url,
+            "BENCH_ANSWERS": str(self.folder.parent / f"{self.folder.name}.answers"),
+            "BENCH_CLIENT": {"floor": "mock", "capture": "capture"}.get(variant, "url"),
+        }
+        env.pop("LLM_CACHE_MODE", None)
+        if cold:
+            args += ["-p", "no:cacheprovider"]
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+            self.forget()
+        if variant in ("replay", "live"):
+            args += ["-p", "pytest_llmcache.plugin"]
+        if variant == "live":
+            args.append("--llm-cache=off")
+        if record:
+            args.append("--llm-cache=record")
+        args += self.workload.record_select if record else self.workload.select
+        with tempfile.TemporaryFile() as output:
+            start = time.perf_counter()
+            process = subprocess.Popen(args, cwd=self.folder, env=env, stdout=output, stderr=output)
+            # wait4 gives this child's own peak memory; RUSAGE_CHILDREN keeps the largest ever.
+            _, status, usage = os.wait4(process.pid, 0)
+            wall = time.perf_counter() - start
+            process.returncode = os.waitstatus_to_exitcode(status)
+            if process.returncode != 0:
+                output.seek(0)
+                tail = output.read()[-3000:].decode(errors="replace")
+                raise SystemExit(f"{self.workload.name} {variant} failed in {self.folder}:\n{tail}")
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+
+    def forget(self) -> None:
+        """Remove what a previous run left (pytest's cache, bytecode): a fresh clone's state."""
+        shutil.rmtree(self.folder / ".pytest_cache", ignore_errors=True)
+        shutil.rmtree(self.folder / "__pycache__", ignore_errors=True)
+
+
+@dataclass
+class Result:
+    """The figures of one workload in one phase."""
+
+    workload: str
+    phase: str
+    calls: int
+    unit: str
+    series: dict[str, Series]
+
+    def per_call(self, variant: str, pick: str) -> float:
+        """Seconds per call of ``variant`` from the median or the minimum of its runs."""
+        walls = self.series[variant].walls()
+        value = statistics.median(walls) if pick == "median" else min(walls)
+        return value / self.calls
+
+    def summary(self) -> dict[str, float]:
+        """Floor per call and what replay and live add to it, in microseconds."""
+        figures: dict[str, float] = {}
+        for pick in ("median", "min"):
+            floor = self.per_call("floor", pick)
+            figures[f"floor_us_{pick}"] = floor * 1e6
+            for variant in ("replay", "live"):
+                added = self.per_call(variant, pick) - floor
+                figures[f"{variant}_added_us_{pick}"] = added * 1e6
+        cpu = {v: statistics.median(r.cpu for r in self.series[v].runs) for v in VARIANTS}
+        figures["replay_added_cpu_us_median"] = (cpu["replay"] - cpu["floor"]) / self.calls * 1e6
+        for variant in VARIANTS:
+            peak = max(run.max_rss_kb for run in self.series[variant].runs)
+            figures[f"{variant}_max_rss_mb"] = peak / 1024
+        return figures
+
+    def line(self) -> str:
+        """The table line: floor per call, replay and live added, median then minimum."""
+        s, unit = self.summary(), self.unit
+        rounds = len(self.series["floor"].runs)
+        return (
+            f"{self.workload} {self.phase}: floor {s['floor_us_median'] / 1e3:.2f} ms/{unit}, "
+            f"replay {added(s['replay_added_us_median'])}/{unit}, "
+            f"live {added(s['live_added_us_median'])}/{unit} (median of {rounds}; "
+            f"min: floor {s['floor_us_min'] / 1e3:.2f} ms, "
+            f"replay {added(s['replay_added_us_min'])}, live {added(s['live_added_us_min'])}; "
+            f"replay CPU {added(s['replay_added_cpu_us_median'])}/{unit}; peak RSS floor "
+            f"{s['floor_max_rss_mb']:.0f} MB, replay {s['replay_max_rss_mb']:.0f} MB)"
+        )
+
+
+def added(microseconds: float) -> str:
+    """A signed duration in us, or in ms once it is large enough to read better that way."""
+    if abs(microseconds) >= 10_000:
+        return f"{microseconds / 1e3:+.0f} ms"
+    return f"{microseconds:+.0f} us"
+
+
+def measure(suite: Suite, phase: str, rounds: int) -> Result:
+    """``rounds`` rounds of floor, replay and live, interleaved so all see the same machine."""
+    cold = phase == "cold"
+    series = {variant: Series() for variant in VARIANTS}
+    if not cold:
+        suite.forget()
+        for variant in VARIANTS:  # fills .pytest_cache and the bytecode
+            suite.run(variant, cold)
+    for number in range(rounds):
+        # Each round starts with a different variant, so none always runs after the same one.
+        order = VARIANTS[number % 3 :] + VARIANTS[: number % 3]
+        for variant in order:
+            series[variant].runs.append(suite.run(variant, cold))
+    workload = suite.workload
+    return Result(workload.name, phase, workload.calls, workload.unit, series)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W3 (W2 includes W2-one)")
+    parser.add_argument("--cold-only", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    args = parser.parse_args()
+    wanted = {name.strip().upper() for name in args.only.split(",")} if args.only else None
+    chosen = [
+        w for w in WORKLOADS if wanted is None or w.name.upper() in wanted or w.name[:2] in wanted
+    ]
+    if not chosen:
+        parser.error(f"--only: choose among {', '.join(w.name for w in WORKLOADS)}")
+    phases = ("cold",) if args.cold_only else ("cold", "warm")
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as tmp, loopback_server() as url:
+        prepared: dict[str, Suite] = {}
+        for workload in chosen:
+            folder = Path(tmp) / workload.name.split("-")[0]
+            suite = Suite(workload, folder, url)
+            first = folder.name not in prepared
+            prepared[folder.name] = suite
+            if first:  # W2-one shares W2's folder, answers and cassette
+                suite.run("capture", cold=False)
+                suite.run("replay", cold=False, record=True)
+            for phase in phases:
+                result = measure(suite, phase, args.rounds)
+                results.append(result)
+                print(result.line(), flush=True)
+    if args.json:
+        document = [
+            {**asdict(result), "summary": result.summary(), "python": sys.version.split()[0]}
+            for result in results
+        ]
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
