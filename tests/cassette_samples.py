@@ -8,6 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from pytest_llmcache import _yaml
 from pytest_llmcache._capture import make_entry
 from pytest_llmcache._cassette import Cassette, Entry
 from pytest_llmcache._exchange import Request
@@ -67,6 +68,17 @@ def write_cassette(path: Path, *entries: Entry) -> Path:
     cassette = Cassette(path, list(entries))
     cassette.dirty = True
     cassette.save()
+    return path
+
+
+def write_v1_cassette(path: Path, *entries: Entry) -> Path:
+    """Save ``entries`` to ``path`` in cassette format version 1, as older releases wrote it.
+
+    Version 1 is still read (and only version 1 files use the parse cache), but the plugin no
+    longer writes it: tests about version 1 build such files here.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_yaml.dump({"version": 1, "entries": [e.to_data() for e in entries]}), "utf-8")
     return path
 
 

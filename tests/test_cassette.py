@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cassette_samples import write_v1_cassette
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,10 +98,12 @@ def test_file_is_readable_yaml(tmp_path: Path) -> None:
     cassette = full_cassette(tmp_path / "c.yaml")
     text = cassette.render()
     assert text.startswith(f"version: {CASSETTE_VERSION}\n")
-    assert "chatcmpl-1" in text, "JSON bodies are structures, not escaped strings"
-    assert "- sse:" in text
-    assert "content: Hel" in text
-    assert "base64: AAECAwQF" in text
+    assert '\n      "id": "chatcmpl-1",\n' in text, "JSON bodies are indented text, not escaped"
+    assert "\n  response: |\n    200\n    content-type: application/json\n" in text
+    # Chunks that are not one whole event each (a character cut in two) stay a list of chunks.
+    first_event = 'data: {"choices":[{"delta":{"content":"Hel"}}]}'
+    assert f"\n  response_chunks:\n  - text: |+\n      {first_event}\n" in text
+    assert "\n  response_base64: AAECAwQF" in text
     assert "!!" not in text, "no tags"
     assert "&id" not in text, "no anchors"
 
@@ -169,8 +172,7 @@ def test_parse_cache_is_used_then_invalidated(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     written = full_cassette(path)
-    written.dirty = True
-    written.save()
+    write_v1_cassette(path, *written)
 
     first = Cassette.load(path, cache)
     [cache_file] = cache.iterdir()
@@ -200,8 +202,7 @@ def test_broken_parse_cache_is_ignored(tmp_path: Path, garbage: bytes) -> None:
     cache = tmp_path / "cache"
     cache.mkdir()
     written = full_cassette(path)
-    written.dirty = True
-    written.save()
+    write_v1_cassette(path, *written)
     Cassette.load(path, cache)
     [cache_file] = cache.iterdir()
     cache_file.write_bytes(garbage)
@@ -211,7 +212,7 @@ def test_broken_parse_cache_is_ignored(tmp_path: Path, garbage: bytes) -> None:
 def _stamp_matching_cache(path: Path, cache_file: Path, entries: object) -> None:
     stat = path.stat()
     cache_file.write_text(
-        json.dumps({"stamp": [stat.st_size, stat.st_mtime_ns], "entries": entries})
+        json.dumps({"stamp": [stat.st_ino, stat.st_size, stat.st_mtime_ns], "entries": entries})
     )
 
 
@@ -220,8 +221,7 @@ def test_cache_with_current_stamp_but_bad_entries_is_ignored(tmp_path: Path) -> 
     cache = tmp_path / "cache"
     cache.mkdir()
     written = full_cassette(path)
-    written.dirty = True
-    written.save()
+    write_v1_cassette(path, *written)
     Cassette.load(path, cache)
     [cache_file] = cache.iterdir()
     _stamp_matching_cache(path, cache_file, [{"key": "no other field"}])
@@ -231,9 +231,56 @@ def test_cache_with_current_stamp_but_bad_entries_is_ignored(tmp_path: Path) -> 
 def test_parse_cache_in_unwritable_place_is_not_an_error(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     written = full_cassette(path)
+    write_v1_cassette(path, *written)
+    assert len(Cassette.load(path, tmp_path / "missing" / "cache")) == len(RESPONSES)
+
+
+def test_a_version_2_file_needs_no_parse_cache(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    written = full_cassette(path)
     written.dirty = True
     written.save()
-    assert len(Cassette.load(path, tmp_path / "missing" / "cache")) == len(RESPONSES)
+    loaded = Cassette.load(path, cache)
+    assert [e.to_response() for e in loaded] == RESPONSES
+    assert list(cache.iterdir()) == [], "its entries are read from the file, when used"
+
+
+def test_a_version_1_file_still_loads_and_replays_the_same_bytes(tmp_path: Path) -> None:
+    path = write_v1_cassette(tmp_path / "c.yaml", *full_cassette(tmp_path / "c.yaml"))
+    text = path.read_text("utf-8")
+    assert text.startswith("version: 1\n")
+    assert "\n      - sse:\n" in text, "stream events as YAML structures"
+    assert "\n      json:\n" in text, "JSON bodies as YAML structures"
+    loaded = Cassette.load(path)
+    assert len(loaded) == len(RESPONSES)
+    for entry, expected in zip(loaded, RESPONSES, strict=True):
+        assert entry.to_response() == expected
+        assert entry.to_response().chunks == expected.chunks
+    # Written again, it is version 2, and replays the same bytes still.
+    loaded.dirty = True
+    assert loaded.save() is True
+    assert path.read_text("utf-8").startswith("version: 2\n")
+    again = Cassette.load(path)
+    assert [e.to_response().chunks for e in again] == [r.chunks for r in RESPONSES]
+
+
+def test_replaying_one_entry_of_a_large_file_parses_only_that_entry(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    count = 2000
+    written = Cassette(path, [make(RESPONSES[i % len(RESPONSES)], i) for i in range(count)])
+    written.dirty = True
+    written.save()
+    loaded = Cassette.load(path)
+    assert len(loaded) == count
+    chosen = written.entries[1234].key
+    entry = loaded.get(chosen, 0)
+    assert entry is not None
+    assert entry.to_response() == RESPONSES[1234 % len(RESPONSES)]
+    assert entry.source.data is not None, "the entry used was parsed"
+    unparsed = [e for e in loaded if e is not entry and e.source.data is None]
+    assert len(unparsed) == count - 1, "no other entry was parsed"
 
 
 GOOD_ENTRY = """\
