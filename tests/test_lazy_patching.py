@@ -1,0 +1,59 @@
+"""A library is patched when the cache turns on, or as soon as it is imported after that."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Suite
+
+TESTS = """
+import os, sys, pytest
+
+@pytest.mark.llm_cache
+def test_first():
+    # Nothing imported requests, urllib3 or aiohttp: the cache did not import them either.
+    print("IMPORTED", sorted(m for m in ("requests", "aiohttp") if m in sys.modules))
+
+@pytest.mark.llm_cache
+def test_imports_requests_late():
+    import requests  # imported while the cache is on: patched as the import finishes
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "late"}]}
+    response = requests.post(os.environ["FAKE_URL"] + "/v1/chat/completions", json=body)
+    print("STATUS", response.headers["x-llm-cache-status"])
+"""
+
+
+def test_a_library_imported_during_a_test_is_cached(suite: Suite) -> None:
+    suite.write("test_late.py", TESTS)
+    recorded = suite.pytester.runpytest_subprocess(
+        "-p", "pytest_llmcache.plugin", "-p", "no:cacheprovider", "--llm-cache=record", "-s"
+    )
+    recorded.assert_outcomes(passed=2)
+    recorded.stdout.fnmatch_lines(["*IMPORTED []*", "*STATUS MISS*"])
+    assert suite.upstream() == 1
+    replayed = suite.pytester.runpytest_subprocess(
+        "-p", "pytest_llmcache.plugin", "-p", "no:cacheprovider", "-s"
+    )
+    replayed.assert_outcomes(passed=2)
+    replayed.stdout.fnmatch_lines(["*STATUS HIT*"])
+    assert suite.upstream() == 1
+
+
+@pytest.mark.parametrize("mode", ["record", "replay"])
+def test_nothing_is_patched_for_a_run_without_cached_tests(suite: Suite, mode: str) -> None:
+    suite.write(
+        "test_plain.py",
+        """
+        import socket, sys
+
+        def test_plain():
+            import requests.adapters
+            print("PATCHED", hasattr(requests.adapters.HTTPAdapter.send, "__llm_cache_original__"))
+            print("SOCKET", hasattr(socket.socket.connect, "__llm_cache_original__"))
+        """,
+    )
+    result = suite.pytester.runpytest_subprocess(
+        "-p", "pytest_llmcache.plugin", f"--llm-cache={mode}", "-s"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*PATCHED False*", "*SOCKET False*"])
