@@ -192,7 +192,8 @@ def test_check_takes_several_files_as_pre_commit_passes_them(tree: Path) -> None
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "tests/cassettes/test_chat/test_future.yaml:1: cassette version 99 is not supported; "
-        "this pytest-llmcache reads version 1 (upgrade pytest-llmcache, or re-record the file)"
+        "this pytest-llmcache reads versions 1 and 2 (upgrade pytest-llmcache, or re-record the "
+        "file)"
     ]
     assert "1 problem(s) in 2 cassette(s)" in result.stderr
 
@@ -209,21 +210,26 @@ def test_check_places_a_schema_error_on_its_entry(tmp_path: Path) -> None:
     path = write_cassette(tmp_path / "c.yaml", chat_entry("a"), chat_entry("b"))
     text = path.read_text()
     second = text.index("- key:", text.index("- key:") + 1)
-    path.write_text(text[:second] + text[second:].replace("status: 200", "status: many"))
+    status = "  response: |\n    200\n"
+    assert status in text[second:]
+    path.write_text(text[:second] + text[second:].replace(status, "  response: |\n    many\n"))
     result = llm_cache("check", "c.yaml", cwd=tmp_path)
     assert result.returncode == 1
     expected_line = text.count("\n", 0, second) + 1
-    assert result.stdout.startswith(f"c.yaml:{expected_line}: entry 2: response needs")
+    assert result.stdout.splitlines() == [
+        f"c.yaml:{expected_line}: entry: response needs a three-digit status on its first "
+        "line, got 'many'"
+    ]
 
 
 def test_check_names_a_secret_header_and_its_line(tmp_path: Path) -> None:
     path = write_cassette(tmp_path / "c.yaml", chat_entry("a"), chat_entry("b"))
     text = path.read_text()
     second = text.index("- key:", text.index("- key:") + 1)
+    request = "  request: |\n    POST https://api.openai.com/v1/chat/completions\n"
+    assert request in text[second:]
     text = text[:second] + text[second:].replace(
-        "      content-type: application/json\n",
-        "      content-type: application/json\n      authorization: Bearer abc123\n",
-        1,
+        request, request + "    authorization: Bearer abc123\n", 1
     )
     path.write_text(text)
     result = llm_cache("check", ".", cwd=tmp_path)
