@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _body, _yaml
+from . import _body, _fast_v2, _yaml
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Response
 
@@ -236,8 +236,13 @@ class _Source:
         """The entry's fields, parsed once."""
         if self.data is None:
             assert self.text is not None
+            text = self.text[self.start : self.end]
+            fast = _fast_v2.read_entry(text) if _fast_v2.ENABLED else None
+            if fast is not None:
+                self.data = fast
+                return fast
             try:
-                loaded = _yaml.load(self.text[self.start : self.end])
+                loaded = _yaml.load(text)
             except _yaml.YAMLError as exc:
                 raise _yaml_error(self.path, exc, self.line() - 1) from None
             if not (isinstance(loaded, list) and len(loaded) == 1 and isinstance(loaded[0], dict)):

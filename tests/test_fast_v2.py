@@ -1,0 +1,178 @@
+"""The fast version 2 reader gives what PyYAML gives, on every kind of entry the recorder
+writes, or declines; and it does not decline the ordinary ones."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_llmcache import _yaml
+from pytest_llmcache._capture import make_entry
+from pytest_llmcache._cassette import Cassette
+from pytest_llmcache._entry import Entry
+from pytest_llmcache._exchange import Request
+from pytest_llmcache._fast_v2 import read_entry
+from pytest_llmcache._format_v2 import read, render
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "cassettes"
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+# Text that stresses YAML: quotes, colons, hashes, indentation, line breaks, unicode, numbers.
+tricky = st.text(
+    st.sampled_from([*"ab :#'\"\\-|>&*!%@`{}[],?\n\t ", "é", "\u2028", "0", "1", "."]),
+    max_size=30,
+)
+texts = st.one_of(tricky, st.text(max_size=20), st.sampled_from(["yes", "null", "1.5", "~"]))
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), texts),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)),
+    max_leaves=8,
+)
+json_styles = st.sampled_from(
+    [
+        {"separators": (",", ":")},
+        {"separators": (", ", ": ")},
+        {"indent": 2},
+        {"ensure_ascii": True, "separators": (",", ":")},
+    ]
+)
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> tuple[str, list[bytes]]:
+    kind = draw(st.sampled_from(["json", "sse", "text", "binary", "empty", "chunks"]))
+    if kind == "json":
+        value = draw(
+            st.one_of(
+                st.dictionaries(texts, json_values, max_size=4), st.lists(json_values, max_size=3)
+            )
+        )
+        text = json.dumps(value, **draw(json_styles)) + draw(st.sampled_from(["", "\n"]))
+        return "application/json", [text.encode()]
+    if kind == "sse":
+        events = draw(st.lists(json_values, min_size=1, max_size=4))
+        eol = draw(st.sampled_from(["\n", "\r\n"]))
+        chunks = [
+            f"data: {json.dumps(e, separators=(',', ':'))}{eol}{eol}".encode() for e in events
+        ]
+        return "text/event-stream", [*chunks, f"data: [DONE]{eol}{eol}".encode()]
+    if kind == "chunks":
+        parts = draw(st.lists(texts, min_size=1, max_size=3))
+        return "text/event-stream", [p.encode() for p in parts]
+    if kind == "text":
+        return "text/plain", [draw(texts).encode()]
+    if kind == "binary":
+        return "application/octet-stream", [draw(st.binary(max_size=40))]
+    return "application/json", [b""]
+
+
+@st.composite
+def entries(draw: st.DrawFn) -> Entry:
+    content_type, chunks = draw(bodies())
+    request_body = json.dumps(draw(st.dictionaries(texts, json_values, max_size=3))).encode()
+    headers = tuple(
+        (name, value)
+        for name, value in draw(
+            st.lists(
+                st.tuples(st.sampled_from(["x-a", "x-request-id", "openai-model", "vary"]), texts),
+                max_size=3,
+                unique_by=lambda h: h[0],
+            )
+        )
+        if "\n" not in value and "\r" not in value and value == value.strip()
+    )
+    test = draw(
+        st.one_of(
+            st.none(),
+            st.builds(
+                lambda t: f"tests/test_x.py::test_y[{t}]", texts.filter(lambda t: "\n" not in t)
+            ),
+        )
+    )
+    return make_entry(
+        key=draw(st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
+        request=Request(
+            draw(st.sampled_from(["POST", "GET"])),
+            "https://api.example.com/v1/x?q="
+            + draw(st.from_regex(r"[a-z0-9]{0,5}", fullmatch=True)),
+            (("content-type", "application/json"),),
+            request_body,
+        ),
+        status=draw(st.sampled_from([200, 201, 400, 404])),
+        headers=(("content-type", content_type), *headers),
+        chunks=chunks,
+        match_headers=(),
+        ttl=draw(st.one_of(st.none(), st.integers(1, 10**7), st.floats(0.5, 1e6))),
+        duration=draw(st.floats(0, 100)),
+        now=NOW,
+        secrets=(),
+        test=test,
+        cut_short=draw(st.booleans()),
+    )
+
+
+def _slices(text: str) -> list[str]:
+    """Each entry's text, as the version 2 reader finds it."""
+    found = []
+    for entry in read(text, Path("c.yaml")):
+        source = entry.source
+        assert source.text is not None, "the writer's layout is always found"
+        found.append(source.text[source.start : source.end])
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(entries(), min_size=1, max_size=3))
+def test_the_fast_reader_agrees_with_pyyaml_or_declines(made: list[Entry]) -> None:
+    text = render(made)
+    slices = _slices(text)
+    assert len(slices) == len(made)
+    for piece in slices:
+        piece = piece if piece.endswith("\n") else piece + "\n"
+        expected = _yaml.load(piece)
+        assert isinstance(expected, list)
+        fast = read_entry(piece)
+        if fast is not None:
+            assert fast == expected[0]
+            assert [type(v) for v in fast.values()] == [type(v) for v in expected[0].values()]
+    # And the entries read back replay the same bytes, whichever reader read them.
+    for before, after in zip(made, read(text, Path("c.yaml")), strict=True):
+        assert after.to_response().chunks == before.to_response().chunks
+        assert after.to_response().headers == before.to_response().headers
+
+
+def test_ordinary_entries_are_read_by_the_fast_reader() -> None:
+    files = sorted(EXAMPLES.rglob("*.yaml"))
+    assert files
+    for path in files:
+        text = path.read_text("utf-8")
+        for piece in _slices(text):
+            piece = piece if piece.endswith("\n") else piece + "\n"
+            fast = read_entry(piece)
+            assert fast is not None, piece[:200]
+            assert fast == _yaml.load(piece)[0]  # type: ignore[index]
+        assert Cassette.load(path).entries
+
+
+def test_anything_unusual_is_left_to_pyyaml() -> None:
+    base = "- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n  request: |\n    GET http://x/\n"
+    assert read_entry(base + "  response: |\n    200\n") is not None
+    for odd in (
+        '  response: "200\\n"\n',  # double quotes: escapes
+        "  response: &a |\n    200\n",  # an anchor
+        "  response: !!str |\n    200\n",  # a tag
+        "  response: {a: 1}\n",  # flow style
+        "  ttl: 0x10\n",  # a number YAML 1.1 reads its own way
+        "  ttl: 1e3\n",
+        "  test: yes\n",  # a plain value YAML would not read as text
+        "  response: |2\n      200\n",  # an indentation indicator
+        "  response: |\n     200\n",  # more indented than the writer's blocks
+        "  response: |\n    200\n  \n",  # a line of spaces
+        "  allow_secrets:\n  - sk-*\n",  # a list
+        "  request: |\n    again\n",  # a field twice
+    ):
+        assert read_entry(base + odd) is None, odd
