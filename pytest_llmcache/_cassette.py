@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -245,16 +246,20 @@ def _locked(path: Path) -> Iterator[None]:
 def read_text(path: Path) -> str:
     """A cassette's text; sized before reading, as a cassette may come from anyone."""
     try:
-        # Neither a huge file nor a symlink to a device may be read into memory.
-        size = path.stat().st_size
-        if not path.is_file():
-            raise CassetteError(f"{path}: cannot read cassette: not a regular file")
-        if size > _yaml.MAX_SIZE:
-            raise CassetteError(
-                f"{path}: cassette is {size:,} bytes, over the limit of {_yaml.MAX_SIZE:,} "
-                f"bytes ({_yaml.MAX_SIZE >> 20} MiB); restore it from git or re-record it"
-            )
-        return path.read_text("utf-8")
+        # Non-blocking: opening a named pipe must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            # Neither a huge file nor a device may be read into memory.
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise CassetteError(f"{path}: cannot read cassette: not a regular file")
+            if info.st_size > _yaml.MAX_SIZE:
+                raise CassetteError(
+                    f"{path}: cassette is {info.st_size:,} bytes, over the limit of "
+                    f"{_yaml.MAX_SIZE:,} bytes ({_yaml.MAX_SIZE >> 20} MiB); restore it from "
+                    "git or re-record it"
+                )
+            return handle.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CassetteError(f"{path}: cannot read cassette: {exc}") from None
 
