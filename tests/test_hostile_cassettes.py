@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import time
 from pathlib import Path
 
 import pytest
-from cassette_samples import chat_entry, llm_cache, write_cassette
+from cassette_samples import chat_entry, llm_cache, write_cassette, write_v1_cassette
 from conftest import Suite
 
 from pytest_llmcache import _cli
@@ -22,13 +23,46 @@ from pytest_llmcache._check import check_file
 from pytest_llmcache._yaml import MAX_SIZE
 
 NO_ALIASES = "anchors and aliases (&name, *name) are not allowed in cassettes"
+RECORDED_AT = "'2024-05-01T12:00:00Z'"
+
+
+def sample_text(folder: Path, version: int) -> str:
+    """The text of a real two-entry cassette (a JSON answer and an SSE stream).
+
+    Version 2 is what recording writes; version 1, with bodies as YAML structures, is still
+    read. Both are covered: what is YAML in one may be plain text in the other.
+    """
+    entries = (chat_entry("hi"), chat_entry("yo", stream=True))
+    save = write_cassette if version == 2 else write_v1_cassette
+    text = save(folder / f"sample-v{version}.yaml", *entries).read_text("utf-8")
+    assert text.startswith(f"version: {version}\n")
+    # A fixed time, so that a place in the text can be named exactly.
+    return re.sub(r"(?m)^  recorded_at: '[^']*'$", f"  recorded_at: {RECORDED_AT}", text)
 
 
 @pytest.fixture
 def sample(tmp_path: Path) -> str:
-    """The text of a real two-entry cassette (a JSON answer and an SSE stream)."""
-    path = write_cassette(tmp_path / "sample.yaml", chat_entry("hi"), chat_entry("yo", stream=True))
-    return path.read_text("utf-8")
+    """The text of the two-entry cassette in version 1."""
+    return sample_text(tmp_path, 1)
+
+
+@pytest.fixture
+def sample_v2(tmp_path: Path) -> str:
+    """The text of the two-entry cassette in version 2."""
+    return sample_text(tmp_path, 2)
+
+
+def in_entry(text: str, number: int, old: str, new: str) -> str:
+    """``text`` with the first ``old`` of its ``number``-th entry (1-based) made ``new``.
+
+    Entry 0 is the top of the file: the first ``old`` of the whole text.
+    """
+    start = -1
+    for _ in range(number):
+        start = text.index("\n- key: ", start + 1)
+    start = max(start, 0)
+    assert old in text[start:], old
+    return text[:start] + text[start:].replace(old, new, 1)
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -38,12 +72,31 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def refusal(path: Path) -> str:
-    """The message :meth:`Cassette.load` refuses ``path`` with (it must refuse)."""
+    """The message reading ``path`` is refused with (it must be refused).
+
+    A file is read two ways: whole, every entry checked at once (``record``, ``auto``,
+    ``check``), and one entry at a time, when a replay uses it. Both must refuse it, alike.
+    """
     with pytest.raises(CassetteError) as caught:
-        Cassette.load(path)
+        Cassette.load(path, lazy=False)
     message = str(caught.value)
     assert message.startswith(str(path)), message
+    with pytest.raises(CassetteError) as used:
+        use_every_entry(path)
+    assert str(used.value) == message
     return message
+
+
+def use_every_entry(path: Path) -> None:
+    """Read ``path`` as a replay does, one entry at a time, and use each entry."""
+    for entry in Cassette.load(path):
+        entry.to_response()
+        _ = entry.recorded_at, entry.request
+
+
+def line_number(text: str, needle: str) -> int:
+    """The 1-based line of ``text`` where ``needle`` first occurs."""
+    return text[: text.index(needle)].count("\n") + 1
 
 
 def nested_aliases(levels: int = 9, width: int = 9) -> str:
@@ -53,6 +106,21 @@ def nested_aliases(levels: int = 9, width: int = 9) -> str:
         refs = ", ".join([f"*a{level - 1}"] * width)
         lines.append(f"a{level}: &a{level} [{refs}]")
     return "\n".join(lines) + "\n"
+
+
+def indented(text: str, spaces: int) -> str:
+    return "".join(" " * spaces + line + "\n" for line in text.splitlines())
+
+
+# In version 2 an entry holds its messages as text: a tag, alias or odd value can only be
+# put in the entry's own fields or at the top of the file, which are still YAML.
+TAG_PLACES = {
+    "v1-header-value": (1, 2, "content-type: text/event-stream", "{v}"),
+    "v1-status": (1, 1, "status: 200", "status: {v}"),
+    "v2-entry-field": (2, 2, "  duration: 0.25", "  duration: {v}"),
+    "v2-text-block": (2, 2, "  response_sse: |", "  response_sse: {v}\n  x: |"),
+    "v2-top-level": (2, 0, "version: 2\n", "version: 2\nnote: {v}\n"),
+}
 
 
 # -- tags -----------------------------------------------------------------------------------
@@ -69,13 +137,15 @@ def nested_aliases(levels: int = 9, width: int = 9) -> str:
         "!shell 'touch {marker}'",
     ],
 )
-def test_no_tag_runs_code(tmp_path: Path, sample: str, tagged: str) -> None:
+@pytest.mark.parametrize("place", TAG_PLACES)
+def test_no_tag_runs_code(tmp_path: Path, tagged: str, place: str) -> None:
+    version, number, old, new = TAG_PLACES[place]
     marker = tmp_path / "ran"
     value = tagged.format(marker=marker)
-    path = write(tmp_path, "tagged", sample.replace("content-type: text/event-stream", value, 1))
+    text = in_entry(sample_text(tmp_path, version), number, old, new.format(v=value))
+    path = write(tmp_path, "tagged", text)
     message = refusal(path)
-    line = sample[: sample.index("content-type: text/event-stream")].count("\n") + 1
-    assert f"{path}:{line}: not a valid cassette" in message
+    assert f"{path}:{line_number(text, value)}: not a valid cassette" in message
     assert "could not determine a constructor for the tag" in message
     assert not marker.exists()
 
@@ -94,8 +164,20 @@ def test_no_tag_runs_code(tmp_path: Path, sample: str, tagged: str) -> None:
         "version: 1\nbig: &big '" + "x" * 100_000 + "'\nentries: [" + "*big, " * 50_000 + "]\n",
         # A list that holds itself.
         "version: 1\nentries: &loop [*loop]\n",
+        # Version 2: at the top of the file, and in the fields of an entry read when used.
+        "version: 2\n" + nested_aliases() + "entries: []\n",
+        "version: 2\nentries:\n- key: abc\n" + indented(nested_aliases(), 2),
+        "version: 2\nentries:\n- key: abc\n  request: &loop [*loop]\n",
     ],
-    ids=["billion-laughs-top", "billion-laughs-in-body", "aliased-string", "self-reference"],
+    ids=[
+        "billion-laughs-top",
+        "billion-laughs-in-body",
+        "aliased-string",
+        "self-reference",
+        "v2-billion-laughs-top",
+        "v2-billion-laughs-in-entry",
+        "v2-self-reference-in-entry",
+    ],
 )
 def test_aliases_are_refused_quickly(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, "bomb", text)
@@ -107,23 +189,48 @@ def test_aliases_are_refused_quickly(tmp_path: Path, text: str) -> None:
     assert message.startswith(f"{path}:{anchor_line}:")
 
 
-def test_merge_keys_are_refused_before_they_grow(tmp_path: Path) -> None:
-    # Each level merges the one before nine times: flattened, level 9 holds 9**9 pairs.
+def merge_bomb() -> str:
+    """Each level merges the one before nine times: flattened, level 9 holds 9**9 pairs."""
     lines = ["m0: &m0 {a: 1, b: 2}"]
     for level in range(1, 10):
         merged = ", ".join([f"*m{level - 1}"] * 9)
         lines.append(f"m{level}: &m{level} {{<<: [{merged}], k{level}: 1}}")
-    path = write(tmp_path, "merge", "\n".join(lines) + "\nversion: 1\n")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        merge_bomb() + "version: 1\n",
+        "version: 2\nentries:\n- key: abc\n" + indented(merge_bomb(), 2),
+    ],
+    ids=["v1-top", "v2-in-entry"],
+)
+def test_merge_keys_are_refused_before_they_grow(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, "merge", text)
     started = time.perf_counter()
     message = refusal(path)
     assert time.perf_counter() - started < 0.5
-    assert f"{path}:2: " in message
+    assert f"{path}:{line_number(text, '<<')}: " in message
     assert "merge keys (<<) are not allowed in cassettes" in message
 
 
-def test_a_merge_key_without_alias_is_refused_too(tmp_path: Path, sample: str) -> None:
-    text = sample.replace("    status: 200\n", "    <<: {status: 200}\n", 1)
-    assert "merge keys (<<) are not allowed" in refusal(write(tmp_path, "merge", text))
+@pytest.mark.parametrize(
+    ("version", "number", "old", "new"),
+    [
+        (1, 1, "    status: 200\n", "    <<: {status: 200}\n"),
+        (2, 2, "  duration: 0.25\n", "  <<: {duration: 0.25}\n"),
+        (2, 0, "version: 2\n", "<<: {version: 2}\n"),
+    ],
+    ids=["v1-response", "v2-entry", "v2-top-level"],
+)
+def test_a_merge_key_without_alias_is_refused_too(
+    tmp_path: Path, version: int, number: int, old: str, new: str
+) -> None:
+    text = in_entry(sample_text(tmp_path, version), number, old, new)
+    message = refusal(write(tmp_path, "merge", text))
+    assert f":{line_number(text, '<<')}: " in message
+    assert "merge keys (<<) are not allowed" in message
 
 
 def test_what_looks_like_yaml_syntax_in_a_body_round_trips(tmp_path: Path) -> None:
@@ -160,21 +267,41 @@ def test_a_symlink_to_a_device_is_not_read(tmp_path: Path) -> None:
     assert "cannot read cassette: not a regular file" in refusal(path)
 
 
+# Where a deep value goes: (version, entry, text there, its replacement with {v} for the value).
+DEEP_PLACES = {
+    "v1-sse-data": (1, 2, "'[DONE]'", "{v}"),
+    "v2-entry-field": (2, 2, "  duration: 0.25", "  duration: {v}"),
+    "v2-top-level": (2, 0, "version: 2\n", "version: 2\nnote: {v}\n"),
+}
+
+
+@pytest.mark.parametrize("place", DEEP_PLACES)
 @pytest.mark.parametrize(
     "body",
-    ["[" * 10_000 + "]" * 10_000, "{a: " * 10_000 + "1" + "}" * 10_000, "- " * 10_000 + "x"],
-    ids=["flow-lists", "flow-mappings", "block-lists"],
+    ["[" * 10_000 + "]" * 10_000, "{a: " * 10_000 + "1" + "}" * 10_000],
+    ids=["flow-lists", "flow-mappings"],
 )
-def test_very_deep_nesting_is_a_clean_error(tmp_path: Path, sample: str, body: str) -> None:
-    text = sample.replace("'[DONE]'", body, 1) if body[0] != "-" else sample + body
+def test_very_deep_nesting_is_a_clean_error(tmp_path: Path, body: str, place: str) -> None:
+    version, number, old, new = DEEP_PLACES[place]
+    text = in_entry(sample_text(tmp_path, version), number, old, new.format(v=body))
     message = refusal(write(tmp_path, "deep", text))
     assert "not a valid cassette (YAML error:" in message
 
 
-def test_nesting_past_the_limit_is_refused(tmp_path: Path, sample: str) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_very_deep_block_lists_are_a_clean_error(tmp_path: Path, version: int) -> None:
+    text = sample_text(tmp_path, version) + "- " * 10_000 + "x"
+    message = refusal(write(tmp_path, "deep", text))
+    assert "not a valid cassette (YAML error:" in message
+
+
+@pytest.mark.parametrize("place", DEEP_PLACES)
+def test_nesting_past_the_limit_is_refused(tmp_path: Path, place: str) -> None:
     # 120 levels: libyaml accepts it (its own limit is 1,000); no recorded body comes close.
+    version, number, old, new = DEEP_PLACES[place]
     deep = "[" * 120 + "]" * 120
-    message = refusal(write(tmp_path, "deep", sample.replace("'[DONE]'", deep, 1)))
+    text = in_entry(sample_text(tmp_path, version), number, old, new.format(v=deep))
+    message = refusal(write(tmp_path, "deep", text))
     assert "nested deeper than 100 levels" in message
 
 
@@ -233,45 +360,90 @@ PLACES = {
     "top-level-key": ("version: 1", "version: 1\n? {v}\n: 1"),
 }
 
+# The same in version 2, where a message is text and only an entry's fields and the top of
+# the file are YAML: each field given the odd value in place of its own, or added.
+REQUEST = "  request: |\n    POST https://api.openai.com/v1/chat/completions\n"
+RESPONSE = "  response: |\n    200\n    content-type: text/event-stream\n"
+STREAM_KEY = chat_entry("yo", stream=True).key
+SSE = '  response_sse: |\n    data: {"choices":[{"delta":{"role":"assistant"}}]}\n'
+PLACES_V2 = {
+    "key": (f"- key: {STREAM_KEY}", "- key: {v}"),
+    "recorded_at": (f"  recorded_at: {RECORDED_AT}", "  recorded_at: {v}"),
+    "duration": ("  duration: 0.25", "  duration: {v}"),
+    "ttl": ("  duration: 0.25", "  duration: 0.25\n  ttl: {v}"),
+    "test": ("  duration: 0.25", "  duration: 0.25\n  test: {v}"),
+    "cut_short": ("  duration: 0.25", "  duration: 0.25\n  cut_short: {v}"),
+    "allow_secrets": ("  duration: 0.25", "  duration: 0.25\n  allow_secrets: {v}"),
+    "allow_secrets-item": ("  duration: 0.25", "  duration: 0.25\n  allow_secrets:\n  - {v}"),
+    "request": (REQUEST, "  request: {v}\n  x_request: |\n"),
+    "request_json_style": ("  request_json_style: spaced", "  request_json_style: {v}"),
+    "response": (RESPONSE, "  response: {v}\n  x_response: |\n"),
+    "response_sse": (SSE, "  response_sse: {v}\n  x_response_sse: |\n"),
+    "response_sse_eol": ("  response_sse: |", "  response_sse_eol: {v}\n  response_sse: |"),
+    "response_chunks": (SSE, "  response_chunks: {v}\n  x_response_sse: |\n"),
+    "response_chunks-item": (SSE, "  response_chunks:\n  - text: {v}\n  x_response_sse: |\n"),
+    "unknown-field": ("  duration: 0.25", "  duration: 0.25\n  {v}: 1"),
+    "top-level-key": ("version: 2\n", "version: 2\n? {v}\n: 1\n"),
+}
 
-def odd_cassettes(folder: Path, sample: str) -> list[Path]:
-    paths = []
-    for place, (old, new) in PLACES.items():
-        assert old in sample, place
-        for kind, value in ODD_VALUES.items():
-            text = sample.replace(old, new.format(v=value), 1)
-            paths.append(write(folder, f"{place}.{kind}", text))
+
+def odd_cassettes(folder: Path) -> dict[int, list[Path]]:
+    """Every odd value in every place, in each version: the files, by version."""
+    paths: dict[int, list[Path]] = {1: [], 2: []}
+    for version, places in ((1, PLACES), (2, PLACES_V2)):
+        sample = sample_text(folder, version)
+        for place, (old, new) in places.items():
+            # The second entry (the stream) is the one changed in version 2.
+            number = 0 if version == 1 or place == "top-level-key" else 2
+            for kind, value in ODD_VALUES.items():
+                text = in_entry(sample, number, old, new.format(v=value))
+                paths[version].append(write(folder, f"v{version}.{place}.{kind}", text))
     return paths
 
 
-def test_odd_types_load_and_replay_or_are_refused_with_the_file_named(
-    tmp_path: Path, sample: str
-) -> None:
-    loaded = refused = 0
-    for path in odd_cassettes(tmp_path, sample):
-        try:
-            cassette = Cassette.load(path)
-        except CassetteError as exc:
-            message = str(exc)
-        else:
-            message = ""
-        if message:
-            assert message.startswith(f"{path}"), message
-            refused += 1
-            continue
-        loaded += 1
+def read_and_use(path: Path) -> str:
+    """What replaying and recording with ``path`` meet: a refusal's message, or ``""``."""
+    try:
+        cassette = Cassette.load(path)
         for entry in cassette:
             response = entry.to_response()  # what a replay sends back
             assert isinstance(response.status, int)
             assert all(isinstance(chunk, bytes) for chunk in response.chunks)
-        assert Cassette.load(path).render()  # what a record run writes back
-    # Both outcomes occur: the table is not trivially one-sided.
-    assert loaded > 0
-    assert refused > 0
+            _ = entry.recorded_datetime(), entry.request
+        assert cassette.render()  # what a record run writes back
+    except CassetteError as exc:
+        return str(exc)
+    return ""
 
 
-def test_odd_types_never_crash_check_show_or_list(tmp_path: Path, sample: str) -> None:
-    for path in odd_cassettes(tmp_path, sample):
+def whole_read_refusal(path: Path) -> str:
+    """The message reading ``path`` whole, every entry checked, meets, or ``""``."""
+    try:
+        Cassette.load(path, lazy=False)
+    except CassetteError as exc:
+        return str(exc)
+    return ""
+
+
+def test_odd_types_load_and_replay_or_are_refused_with_the_file_named(tmp_path: Path) -> None:
+    for version, paths in odd_cassettes(tmp_path).items():
+        loaded = refused = 0
+        for path in paths:
+            message = read_and_use(path)
+            # Read whole (record, auto, check), the file is refused alike, or not at all.
+            assert whole_read_refusal(path) == message, path
+            if message:
+                assert message.startswith(f"{path}"), message
+                refused += 1
+            else:
+                loaded += 1
+        # Both outcomes occur: the table is not trivially one-sided.
+        assert loaded > 0, version
+        assert refused > 0, version
+
+
+def test_odd_types_never_crash_check_show_or_list(tmp_path: Path) -> None:
+    for path in [p for paths in odd_cassettes(tmp_path).values() for p in paths]:
         result = check_file(path)
         for problem in result.problems:
             assert problem.startswith(f"{path}:"), problem
@@ -284,14 +456,26 @@ def test_odd_types_never_crash_check_show_or_list(tmp_path: Path, sample: str) -
                 assert str(path) in err.getvalue() + out.getvalue(), (command, path)
 
 
-def test_the_check_command_names_every_hostile_file(tmp_path: Path, sample: str) -> None:
+def test_the_check_command_names_every_hostile_file(
+    tmp_path: Path, sample: str, sample_v2: str
+) -> None:
     folder = tmp_path / "cassettes"
     folder.mkdir()
+    tag, deep, binary = "!!python/name:os.system", "[" * 10_000, "!!binary aGk="
     hostile = [
-        write(folder, "tag", sample.replace("status: 200", "status: !!python/name:os.system", 1)),
+        write(folder, "tag", sample.replace("status: 200", f"status: {tag}", 1)),
         write(folder, "laughs", nested_aliases() + "version: 1\nentries: []\n"),
-        write(folder, "deep", sample.replace("'[DONE]'", "[" * 10_000, 1)),
-        write(folder, "binary", sample.replace("content: hi", "content: !!binary aGk=", 1)),
+        write(folder, "deep", sample.replace("'[DONE]'", deep, 1)),
+        write(folder, "binary", sample.replace("content: hi", f"content: {binary}", 1)),
+        # Version 2, in the second entry: each entry of a file is checked, not just the first.
+        write(folder, "v2-tag", in_entry(sample_v2, 2, "0.25", tag)),
+        write(
+            folder,
+            "v2-laughs",
+            "version: 2\nentries:\n- key: abc\n" + indented(nested_aliases(), 2),
+        ),
+        write(folder, "v2-deep", in_entry(sample_v2, 2, "0.25", deep)),
+        write(folder, "v2-binary", in_entry(sample_v2, 2, "spaced", binary)),
     ]
     with (folder / "huge.yaml").open("wb") as handle:
         handle.truncate(MAX_SIZE + 1)
@@ -324,8 +508,13 @@ CASSETTE = "cassettes/test_hostile/test_chat.yaml"
             "version: 1\nentries:\n- !!python/object/apply:os.system ['touch ran']\n",
             "could not determine a constructor for the tag",
         ),
+        ("version: 2\n" + nested_aliases() + "entries: []\n", NO_ALIASES),
+        (
+            "version: 2\nentries:\n- !!python/object/apply:os.system ['touch ran']\n",
+            "could not determine a constructor for the tag",
+        ),
     ],
-    ids=["billion-laughs", "python-tag"],
+    ids=["billion-laughs", "python-tag", "v2-billion-laughs", "v2-python-tag"],
 )
 @pytest.mark.parametrize("mode", ["replay", "auto"])
 def test_replaying_a_hostile_cassette_fails_and_changes_nothing(
