@@ -67,8 +67,9 @@ def test_auto_records_only_what_is_missing(suite: Suite) -> None:
     suite.run("--llm-cache=auto").assert_outcomes(passed=1)
     assert suite.upstream() == 2
     text = suite.cassettes()[CASSETTE]
-    assert "content: hello" in text, "auto keeps the entries it did not replace"
-    assert "content: something new" in text
+    assert '"content": "hello"' in text, "auto keeps the entries it did not replace"
+    assert '"content": "something new"' in text
+    assert text.count("\n- key: ") == 2
 
 
 def test_record_rewrites_the_cassette_with_this_runs_entries(suite: Suite) -> None:
@@ -77,8 +78,8 @@ def test_record_rewrites_the_cassette_with_this_runs_entries(suite: Suite) -> No
     suite.write("test_chat.py", chat_test("second version"))
     suite.run("--llm-cache=record").assert_outcomes(passed=1)
     text = suite.cassettes()[CASSETTE]
-    assert "content: hello" not in text
-    assert "content: second version" in text
+    assert '"content": "hello"' not in text
+    assert '"content": "second version"' in text
     assert text.count("- key: ") == 1
 
 
