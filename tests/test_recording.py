@@ -9,7 +9,16 @@ from collections.abc import Iterator
 import pytest
 from conftest import Suite
 
+from pytest_llmcache._cassette import Cassette, Entry
+
 pytest.importorskip("openai")
+
+
+def only_entry(suite: Suite) -> Entry:
+    """The one entry of the one cassette the suite recorded."""
+    (name,) = suite.cassettes()
+    (entry,) = Cassette.load(suite.path / name)
+    return entry
 
 
 def test_gzip_is_stored_decoded_and_replays_through_the_sdk(suite: Suite) -> None:
@@ -29,7 +38,9 @@ def test_gzip_is_stored_decoded_and_replays_through_the_sdk(suite: Suite) -> Non
     assert suite.provider.requests[0].path.startswith("/gzip")
     (text,) = suite.cassettes().values()
     assert "content-encoding" not in text
-    assert "embedding:\n" in text, "the decoded JSON is stored as structure"
+    assert '"embedding": [\n' in text, "the decoded JSON is stored as JSON text"
+    body = only_entry(suite).response["body"]
+    assert len(body["json"]["data"][0]["embedding"]) == 4
     suite.run().assert_outcomes(passed=1)
     assert suite.upstream() == 1
 
@@ -55,8 +66,9 @@ def test_a_429_is_never_stored_and_the_sdk_retry_is(suite: Suite) -> None:
     assert suite.upstream() == 2, "429 then success"
     (text,) = suite.cassettes().values()
     assert text.count("- key:") == 1
-    assert "status: 200" in text
+    assert "\n  response: |\n    200\n" in text
     assert "429" not in text
+    assert only_entry(suite).to_response().status == 200
     result.stdout.fnmatch_lines(["*1 recorded*1 not stored (429/5xx)*"])
     suite.run().assert_outcomes(passed=1)
     assert suite.upstream() == 2
@@ -90,7 +102,8 @@ def test_a_server_error_is_not_written(suite: Suite, monkeypatch: pytest.MonkeyP
     (text,) = suite.cassettes().values()
     assert text.count("- key:") == 1, "only the success is stored"
     assert "fail500" not in text
-    assert "status: 500" not in text
+    assert "\n    500\n" not in text
+    assert only_entry(suite).to_response().status == 200
     # Offline: the success replays from the cassette...
     monkeypatch.setenv("CALL_500", "no")
     monkeypatch.setenv("EXPECT_STATUS", "HIT")
@@ -118,7 +131,8 @@ def test_client_errors_are_stored(suite: Suite) -> None:
     suite.run("--llm-cache=record").assert_outcomes(passed=1)
     suite.run().assert_outcomes(passed=1)
     assert suite.upstream() == 1
-    assert "status: 404" in next(iter(suite.cassettes().values()))
+    assert "\n  response: |\n    404\n" in next(iter(suite.cassettes().values()))
+    assert only_entry(suite).to_response().status == 404
 
 
 def test_a_miss_fails_at_once_without_sdk_retries(suite: Suite) -> None:
@@ -343,5 +357,6 @@ def test_the_caller_gets_stream_chunks_as_they_arrive_while_recording(
     monkeypatch.setenv("FLAVOUR", flavour)
     suite.run("--llm-cache=record").assert_outcomes(passed=1)
     (text,) = suite.cassettes().values()
-    assert "- sse:\n        - data: one\n" in text
+    assert "\n  response_sse: |\n    data: one\n\n    data: two\n" in text
+    assert only_entry(suite).to_response().chunks == (b"data: one\n\n", b"data: two\n\n")
     suite.run().assert_outcomes(passed=1)
