@@ -7,9 +7,12 @@ record run and the replay run can be compared chunk by chunk.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from conftest import Suite
+
+from pytest_llmcache._cassette import Cassette
 
 pytest.importorskip("openai")
 pytest.importorskip("anthropic")
@@ -138,15 +141,30 @@ def test_replay_gives_what_recording_gave_with_no_upstream_call(
             assert replayed == recorded[name], name
 
 
+def gist(event: dict[str, Any]) -> tuple[object, ...]:
+    """What a chat stream event says: its id, its pieces of text, whether it has the usage."""
+    pieces = [choice["delta"].get("content") for choice in event["choices"]]
+    return event["id"], pieces, event.get("usage") is not None
+
+
 def test_streams_replay_as_the_same_chunks(suite: Suite, recorded: dict[str, object]) -> None:
     openai_chunks = recorded["openai_stream"]
     assert isinstance(openai_chunks, list)
     assert len(openai_chunks) > 4, "the fake provider streams several chunks"
     assert openai_chunks[-1]["usage"] is not None
-    text = suite.cassettes()["cassettes/test_scenarios/test_openai_stream.yaml"]
+    name = "cassettes/test_scenarios/test_openai_stream.yaml"
+    text = suite.cassettes()[name]
     # One stored chunk per SSE event the provider flushed: role, pieces, finish, usage, DONE.
-    assert text.count("- sse:") == len(openai_chunks) + 1
-    assert "data: '[DONE]'" in text
+    (entry,) = Cassette.load(suite.path / name)
+    chunks = entry.to_response().chunks
+    assert len(chunks) == len(openai_chunks) + 1
+    assert all(chunk.startswith(b"data: ") and chunk.endswith(b"\n\n") for chunk in chunks)
+    assert [gist(json.loads(chunk[6:])) for chunk in chunks[:-1]] == list(map(gist, openai_chunks))
+    assert chunks[-1] == b"data: [DONE]\n\n"
+    # Stored as the event-stream text, one event per chunk.
+    assert "\n  response_sse: |\n    data: {" in text
+    assert text.endswith("\n\n    data: [DONE]\n")
+    assert text.count("\n\n    data: ") == len(openai_chunks)
     anthropic_text = recorded["anthropic_async_stream"]
     assert isinstance(anthropic_text, list)
     assert "".join(anthropic_text).startswith("Echo: tell me a story")
