@@ -11,6 +11,8 @@ import re
 import pytest
 from conftest import Suite
 
+from pytest_llmcache._cassette import Cassette
+
 pytest.importorskip("openai")
 
 SOURCE = """
@@ -155,10 +157,15 @@ def test_a_slow_stream_left_early_is_stored_cut_short_and_replays(
     print(f"{client}: left a 20 x 0.25 s stream after one event in {elapsed:.3f} s")
     recorded.assert_outcomes(passed=1)
     _assert_server_saw_the_client_leave(suite)
-    (text,) = suite.cassettes().values()
-    assert "cut_short: true" in text
-    assert '"role": "assistant"' in text or "role: assistant" in text
+    ((name, text),) = suite.cassettes().items()
+    assert "\n  cut_short: true\n" in text
+    assert '\n  response_sse: |\n    data: {"id":' in text
     assert "Echo: hi" not in text, "only the chunk read is stored"
+    (entry,) = Cassette.load(suite.path / name)
+    assert entry.cut_short
+    chunks = entry.to_response().chunks
+    assert chunks, "the chunk read is stored"
+    assert b'"role":"assistant"' in chunks[0]
 
     # The same code replays offline...
     suite.run("-s").assert_outcomes(passed=1)
@@ -185,7 +192,7 @@ def test_an_endless_stream_left_early_does_not_hang(
     assert _elapsed(recorded.stdout.str()) < 1.5
     _assert_server_saw_the_client_leave(suite)
     (text,) = suite.cassettes().values()
-    assert "cut_short: true" in text
+    assert "\n  cut_short: true\n" in text
     suite.run("-s").assert_outcomes(passed=1)
     assert suite.upstream() == 1
 
