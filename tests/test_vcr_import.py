@@ -83,7 +83,10 @@ def test_pytest_recording_cassettes_replay_offline_after_import(
     converted = suite.path / "llm_cassettes" / "test_migrated"
     gz_text = (converted / "test_gzip_httpx.yaml").read_text()
     assert "content-encoding" not in gz_text
-    assert "embedding:" in gz_text, "stored decoded, as structure"
+    assert '"embedding": [\n' in gz_text, "stored decoded, as JSON text"
+    (gz,) = parse(converted / "test_gzip_httpx.yaml")
+    assert len(gz.response["body"]["json"]["data"][0]["embedding"]) == 4
+    assert "\n  response_sse: |\n    data: {" in (converted / "test_stream_httpx.yaml").read_text()
     (stream,) = parse(converted / "test_stream_httpx.yaml")
     assert [list(c) for c in stream.response["body"]["chunks"]] == [["sse"]] * 4
     # vcrpy's requests stub stores the body decoded but keeps "content-encoding: gzip".
