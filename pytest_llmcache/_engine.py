@@ -17,13 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
-from . import _current
+from . import _current, _messages
 from ._capture import SecretFound, is_transient, make_entry, refusal_help
 from ._cassette import Cassette, CassetteError, Change, Entry
 from ._errors import CacheRefusal, ReplayMiss
 from ._exchange import Headers, Request, Response
 from ._key import KeyOptions, request_key
-from ._secrets import credentials, mask_secrets, redact_url
+from ._secrets import credentials, mask_secrets
 from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
 from ._usage import Usage, replay_usage
@@ -245,14 +245,7 @@ class TestCache:
         It may have reached the network and can be neither recorded nor replayed, so the
         test would not be what its marker promises.
         """
-        self._fail(
-            f"pytest-llmcache: {method} {redact_url(url)} went around the cache: it was sent "
-            f"through {via}, a transport pytest-llmcache cannot see into, so it may have "
-            f"reached the network and can be neither recorded nor replayed.\n"
-            f"  test: {self.nodeid}\n"
-            f"  fix: give the client an httpx.HTTPTransport (or a transport that wraps one), "
-            f"fake it with httpx.MockTransport, or leave this test unmarked"
-        )
+        self._fail(_messages.went_around(method, url, via, self.nodeid, None))
 
     def _cassette(self) -> Cassette:
         try:
@@ -316,8 +309,8 @@ class TestCache:
         if found is not None:
             self._fail(
                 f"pytest-llmcache: refusing to write {self.engine.display(self.path)}: "
-                f"{_call(recording.request)} holds a value shaped like an API key. Nothing "
-                f"was written.\n  test: {self.nodeid}\n{refusal_help(found)}"
+                f"{_messages.call(recording.request)} holds a value shaped like an API key. "
+                f"Nothing was written.\n  test: {self.nodeid}\n{refusal_help(found)}"
             )
         cassette = self._cassette()
         with self._lock:
@@ -336,11 +329,7 @@ class TestCache:
         with self._lock:
             return dict(self._slots)
 
-    def _command(self, mode: str) -> str:
-        return f"pytest --llm-cache={mode} '{self.nodeid}'"
-
     def _miss_message(self, request: Request, cassette: Cassette) -> str:
-        where = self.engine.display(self.path)
         count = len(cassette)
         state = (
             f"{count} {'entry' if count == 1 else 'entries'}"
@@ -355,41 +344,15 @@ class TestCache:
             ignore_fields=self._key_options.ignore_fields,
             match_headers=self._key_options.match_headers,
         )
-        return (
-            f"pytest-llmcache: no recorded response for {_call(request)}\n"
-            f"  test:     {self.nodeid}\n"
-            f"  cassette: {where} ({state})\n"
-            f"{nearest}"
-            f"  mode:     replay (nothing was sent to the network)\n"
-            f"  record it: {self._command('record')}\n"
-            f"  or record only what is missing: {self._command('auto')}"
-        )
+        return _messages.miss(request, self.nodeid, self.engine.display(self.path), state, nearest)
 
     def _cut_short_message(self, request: Request, entry: Entry) -> str:
-        count = len(entry.to_response().chunks)
-        return (
-            f"pytest-llmcache: the recording of {_call(request)} was cut short: "
-            f"the stream was left after {count} {'chunk' if count == 1 else 'chunks'} when it "
-            "was recorded, and this run reads past them.\n"
-            f"  test:     {self.nodeid}\n"
-            f"  cassette: {self.engine.display(self.path)}\n"
-            f"  re-record it: {self._command('record')}"
-        )
+        chunks = len(entry.to_response().chunks)
+        return _messages.cut_short(request, self.nodeid, self.engine.display(self.path), chunks)
 
     def _expired_message(self, request: Request, entry: Entry) -> str:
-        return (
-            f"pytest-llmcache: expired entry for {_call(request)} "
-            f"(recorded {entry.recorded_at}, ttl {entry.ttl or 0:g}s) and --llm-cache-strict "
-            "is on\n"
-            f"  test:     {self.nodeid}\n"
-            f"  cassette: {self.engine.display(self.path)}\n"
-            f"  refresh it: {self._command('auto')}"
-        )
-
-
-def _call(request: Request) -> str:
-    """A call as messages show it: no credential in its URL."""
-    return f"{request.method} {redact_url(request.url)}"
+        where = self.engine.display(self.path)
+        return _messages.expired(request, self.nodeid, where, entry.recorded_at, entry.ttl or 0)
 
 
 class Recording:

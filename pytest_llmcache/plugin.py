@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 
 from . import _hooks
+from ._outcomes import Outcomes, module_folder
 from ._paths import cassette_path
 from ._settings import Mode, OptionError, Settings, resolve_settings, resolve_test_options
 
@@ -30,7 +31,7 @@ _TEST: pytest.StashKey[TestCache] = pytest.StashKey()
 _AUDIT: pytest.StashKey[Audit | None] = pytest.StashKey()
 _PRUNE_FOLDERS = pytest.StashKey[set[str]]()
 _PARTIAL = pytest.StashKey[bool]()
-_OUTCOMES = pytest.StashKey["_Outcomes"]()
+_OUTCOMES = pytest.StashKey[Outcomes]()
 _ACTIVATION = "_llm_cache_activation"
 
 _IniType = Literal["string", "bool", "linelist"]
@@ -236,58 +237,13 @@ def pytest_runtest_makereport(
     return report
 
 
-class _Outcomes:
-    """How each cached test ended: prune and strict judge no cassette of a test that did not
-    pass (skipped, xfailed, failed), whose calls were not all made."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.collected: dict[str, None] = {}
-        self.passed: list[str] = []
-        self.protected_paths: set[str] = set()
-        self.protected_folders: set[str] = set()
-
-    def seen(self, item: pytest.Item, report: pytest.TestReport) -> None:
-        if report.when == "call" and report.passed:
-            self.passed.append(item.nodeid)
-        elif (report.when == "call" or report.outcome != "passed") and report.when != "teardown":
-            self._protect(item)
-
-    def _protect(self, item: pytest.Item) -> None:
-        """Keep what this test's cassettes may be: its own, and those its markers name."""
-        settings = self.settings
-        names: list[str | None] = [None]
-        names += [
-            str(m.kwargs["cassette"]).removesuffix(".yaml")
-            for m in item.iter_markers("llm_cache")
-            if isinstance(m.kwargs.get("cassette"), str)
-        ]
-        for name in names:
-            self.protected_paths.add(
-                str(
-                    cassette_path(
-                        test_file=item.path,
-                        nodeid=item.nodeid,
-                        shared_name=name,
-                        cassette_dir=settings.cassette_dir,
-                        rootpath=item.config.rootpath,
-                    )
-                )
-            )
-        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        config_fixture = definitions.get("llm_cache_config")
-        if config_fixture and len(config_fixture) > 1:
-            # A conftest's llm_cache_config may name its cassette: keep its whole folder.
-            self.protected_folders.add(str(_module_folder(item, settings)))
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[_SETTINGS]
     folders = config.stash.setdefault(_PRUNE_FOLDERS, set())
-    outcomes = config.stash[_OUTCOMES] = _Outcomes(settings)
+    outcomes = config.stash[_OUTCOMES] = Outcomes(settings)
     for item in items:
         if settings.prune:
-            folders.add(str(_module_folder(item, settings)))
+            folders.add(str(module_folder(item, settings)))
         names = getattr(item, "fixturenames", None)
         if (
             settings.mode is not Mode.OFF
@@ -310,16 +266,6 @@ def _first_function_fixture(item: pytest.Item, names: list[str]) -> int:
         if found and found[-1].scope == "function":
             return position
     return len(names)
-
-
-def _module_folder(item: pytest.Item, settings: Settings) -> object:
-    return cassette_path(
-        test_file=item.path,
-        nodeid=item.nodeid,
-        shared_name=None,
-        cassette_dir=settings.cassette_dir,
-        rootpath=item.config.rootpath,
-    ).parent
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from .._current import Unseen, current, unseen_transport
 from .._engine import TestCache
 from .._errors import CacheRefusal
-from .._secrets import redact_url
+from .._messages import went_around
 from .._settings import Mode
 from ._swap import is_swapped, swap
 
@@ -182,15 +182,7 @@ def _unseen_message(
     unseen: Unseen, host: str, ip: Address | None, port: int, test: TestCache
 ) -> str:
     method, _, url = unseen.call.partition(" ")
-    return (
-        f"pytest-llmcache: {method} {redact_url(url)} went around the cache: it was sent "
-        f"through {unseen.via}, a transport pytest-llmcache cannot see into, which opened a "
-        f"connection to {_where(host, ip, port)}. The connection was refused and nothing was "
-        "sent: such a call can be neither recorded nor replayed.\n"
-        f"  test: {test.nodeid}\n"
-        "  fix: give the client an httpx.HTTPTransport (or a transport that wraps one), "
-        "fake it with httpx.MockTransport, or leave this test unmarked"
-    )
+    return went_around(method, url, unseen.via, test.nodeid, _where(host, ip, port))
 
 
 def _offline_message(host: str, ip: Address, port: int, test: TestCache) -> str:

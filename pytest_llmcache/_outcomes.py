@@ -1,0 +1,71 @@
+"""How each cached test ended: prune and strict judge no cassette of a test that did not pass.
+
+A skipped, xfailed or failed test did not make all its calls, so its entries are not unused
+and its cassettes are kept whole.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ._paths import cassette_path
+from ._settings import Settings
+
+__all__ = ["Outcomes", "module_folder"]
+
+
+class Outcomes:
+    """How each cached test ended: prune and strict judge no cassette of a test that did not
+    pass (skipped, xfailed, failed), whose calls were not all made."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.collected: dict[str, None] = {}
+        self.passed: list[str] = []
+        self.protected_paths: set[str] = set()
+        self.protected_folders: set[str] = set()
+
+    def seen(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """Note how a phase of a collected cached test ended."""
+        if report.when == "call" and report.passed:
+            self.passed.append(item.nodeid)
+        elif (report.when == "call" or report.outcome != "passed") and report.when != "teardown":
+            self._protect(item)
+
+    def _protect(self, item: pytest.Item) -> None:
+        """Keep what this test's cassettes may be: its own, and those its markers name."""
+        settings = self.settings
+        names: list[str | None] = [None]
+        names += [
+            str(m.kwargs["cassette"]).removesuffix(".yaml")
+            for m in item.iter_markers("llm_cache")
+            if isinstance(m.kwargs.get("cassette"), str)
+        ]
+        for name in names:
+            self.protected_paths.add(
+                str(
+                    cassette_path(
+                        test_file=item.path,
+                        nodeid=item.nodeid,
+                        shared_name=name,
+                        cassette_dir=settings.cassette_dir,
+                        rootpath=item.config.rootpath,
+                    )
+                )
+            )
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        config_fixture = definitions.get("llm_cache_config")
+        if config_fixture and len(config_fixture) > 1:
+            # A conftest's llm_cache_config may name its cassette: keep its whole folder.
+            self.protected_folders.add(str(module_folder(item, settings)))
+
+
+def module_folder(item: pytest.Item, settings: Settings) -> object:
+    """The cassette folder of the item's module (where orphans are looked for)."""
+    return cassette_path(
+        test_file=item.path,
+        nodeid=item.nodeid,
+        shared_name=None,
+        cassette_dir=settings.cassette_dir,
+        rootpath=item.config.rootpath,
+    ).parent
