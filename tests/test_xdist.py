@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import Suite
 
+from pytest_llmcache._cassette import Cassette
+
 pytest.importorskip("xdist")
 
 SHARED = """
@@ -30,7 +32,12 @@ def test_forty_tests_share_one_cassette_across_four_workers(suite: Suite) -> Non
     text = suite.cassettes()[CASSETTE]
     assert text.count("- key: ") == 40, "no entry lost to a concurrent write"
     for n in range(40):
-        assert f"content: question {n}\n" in text
+        assert f'"content": "question {n}"\n' in text
+    prompts = [
+        entry.request["body"]["json"]["messages"][0]["content"]
+        for entry in Cassette.load(suite.path / CASSETTE)
+    ]
+    assert sorted(prompts) == sorted(f"question {n}" for n in range(40))
     recorded.stdout.fnmatch_lines(["mode record: 0 replayed, 40 recorded, 0 missed*"])
 
     replayed = suite.run("-p", "xdist", "-n", "4")
