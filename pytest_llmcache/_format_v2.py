@@ -52,6 +52,7 @@ _FIELDS = (
     "response_base64",
     "response_sse",
     "response_sse_eol",
+    "response_events",
     "response_chunks",
 )
 _KNOWN = frozenset(_FIELDS)
@@ -108,6 +109,9 @@ def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
     if "base64" in stored:
         return {f"{side}_base64": stored["base64"]}
     if "chunks" in stored:
+        events = _events_field(stored["chunks"])
+        if events is not None:
+            return {f"{side}_events": events}
         chunks = _body.decode_chunks(stored["chunks"])
         stream = _sse_text(chunks)
         if stream is not None:
@@ -118,6 +122,25 @@ def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
             return fields | ({f"{side}_sse_eol": "crlf"} if eol else {})
         return {f"{side}_chunks": [_body.encode_plain(chunk) for chunk in chunks]}
     return {}
+
+
+def _events_field(items: Sequence[dict[str, Any]]) -> list[dict[str, str]] | None:
+    """An AWS event stream's messages as the file shows them, if every chunk is one."""
+    if not items or not all("event" in item for item in items):
+        return None
+    events = []
+    for item in items:
+        stored = item["event"]
+        event = {"headers": stored["headers"]} if stored.get("headers") else {}
+        if "json" in stored:
+            event["json"] = _INDENT(stored["json"]) + "\n"
+            if "style" in stored:
+                event["json_style"] = stored["style"]
+        elif "text" in stored or "base64" in stored:
+            kind = "text" if "text" in stored else "base64"
+            event[kind] = stored[kind]
+        events.append(event)
+    return events
 
 
 def _sse_text(chunks: Sequence[bytes]) -> tuple[str, bool] | None:
@@ -164,6 +187,12 @@ def read(text: str, path: Path) -> list[Entry]:
 
 def from_data(data: dict[str, Any], path: Path) -> list[Entry]:
     """The entries of a version 2 file already parsed as YAML (a layout edited by hand)."""
+    unknown = sorted(map(str, set(data) - {"version", "entries"}))
+    if unknown:
+        raise CassetteError(
+            f"{path}: unknown top-level field(s) {', '.join(unknown)}; a cassette holds only "
+            "'version' and 'entries'"
+        )
     items = data.get("entries")
     if items is None:
         items = []
@@ -377,6 +406,8 @@ def _stored_body(data: dict[str, Any], side: str, where: str) -> dict[str, Any]:
         return {"text": _text(data, f"{side}_text", where)}
     if f"{side}_base64" in data:
         return {"base64": _text(data, f"{side}_base64", where)}
+    if f"{side}_events" in data:
+        return {"chunks": [{"event": event} for event in _events(data, side, where)]}
     if f"{side}_sse" in data or f"{side}_chunks" in data:
         return {"chunks": _body.encode_chunks(_chunks(data, side, where))}
     return {}
@@ -395,6 +426,8 @@ def _chunks(data: dict[str, Any], side: str, where: str) -> tuple[bytes, ...]:
         if eol:
             events = [event.replace("\n", "\r\n") for event in events]
         return tuple(event.encode() for event in events)
+    if f"{side}_events" in data:
+        return tuple(_body.decode_event(event) for event in _events(data, side, where))
     if f"{side}_chunks" in data:
         items = data[f"{side}_chunks"]
         if not isinstance(items, list):
@@ -420,6 +453,52 @@ def _chunks(data: dict[str, Any], side: str, where: str) -> tuple[bytes, ...]:
         except ValueError:
             raise CassetteError(f"{where}: {side}_base64 is not valid base64") from None
     return (b"",)
+
+
+_EVENT_FIELDS = frozenset({"headers", "json", "json_style", "text", "base64"})
+_PAYLOADS = ("json", "text", "base64")
+
+
+def _events(data: dict[str, Any], side: str, where: str) -> list[dict[str, Any]]:
+    """The stored messages of an AWS event stream, each checked to frame exactly.
+
+    A message that cannot be framed (a bad header line, a value out of range, a payload that
+    is not valid base64 or JSON) is refused with the entry's place and the message's number.
+    """
+    items = data[f"{side}_events"]
+    if not isinstance(items, list):
+        raise CassetteError(f"{where}: {side}_events must be a list")
+    events = []
+    for number, item in enumerate(items, 1):
+        place = f"{where}: {side}_events item {number}"
+        if not isinstance(item, dict):
+            raise CassetteError(f"{place} must be a mapping of headers and a payload")
+        unknown = sorted(set(map(str, item)) - _EVENT_FIELDS)
+        payloads = [name for name in _PAYLOADS if name in item]
+        if unknown or len(payloads) > 1 or ("json_style" in item and payloads != ["json"]):
+            raise CassetteError(
+                f"{place}: holds {', '.join(map(str, item))}; expected headers and one of "
+                "json (with json_style), text, base64"
+            )
+        if not all(isinstance(value, str) for value in item.values()):
+            raise CassetteError(f"{place}: headers and payload must be text")
+        event: dict[str, Any] = {"headers": item.get("headers", "")}
+        if "json" in item:
+            try:
+                event["json"] = json.loads(item["json"])
+            except RecursionError:
+                raise CassetteError(f"{place}: json is nested too deeply") from None
+            except ValueError as exc:
+                raise CassetteError(f"{place}: json is not valid JSON: {exc}") from None
+            if "json_style" in item:
+                event["style"] = item["json_style"]
+        elif payloads:
+            event[payloads[0]] = item[payloads[0]]
+        problem = _body.event_problem(event)
+        if problem is not None:
+            raise CassetteError(f"{place}: {problem}")
+        events.append(event)
+    return events
 
 
 def _text(data: dict[str, Any], name: str, where: str) -> str:
