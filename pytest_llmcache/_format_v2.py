@@ -280,6 +280,22 @@ class _Source:
         return self.data
 
 
+class _Where:
+    """An entry as messages name it, worked out only when a message needs it (finding the
+    line means counting the lines before it, too costly for every entry read)."""
+
+    __slots__ = ("_source",)
+
+    def __init__(self, source: _Source) -> None:
+        self._source = source
+
+    def __str__(self) -> str:
+        return self._source.where()
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 def _yaml_error(path: Path, exc: Exception, offset: int) -> CassetteError:
     mark = getattr(exc, "problem_mark", None)
     where = f":{mark.line + 1 + offset}" if mark is not None else ""
@@ -296,7 +312,7 @@ class _Version2:
     def fields(self, entry: Entry) -> None:
         source: _Source = entry.source
         data = source.mapping()
-        where = source.where()
+        where = _Where(source)
         unknown = sorted(set(map(str, data)) - _KNOWN)
         if unknown:
             raise CassetteError(f"{where}: unknown field(s) {', '.join(unknown)}")
@@ -338,7 +354,7 @@ class _Version2:
     def request(self, entry: Entry) -> None:
         source: _Source = entry.source
         data = source.mapping()
-        where = source.where()
+        where = _Where(source)
         if not isinstance(data.get("request"), str):
             self.fields(entry)  # raises the precise error
         method, _, url = _lines(data["request"])[0].partition(" ")
@@ -353,7 +369,7 @@ class _Version2:
     def response(self, entry: Entry) -> None:
         source: _Source = entry.source
         data = source.mapping()
-        where = source.where()
+        where = _Where(source)
         response = self.replay(entry)
         body = _stored_body(data, "response", where)
         stored = {"status": response.status, "headers": dict(response.headers), "body": body}
@@ -362,7 +378,7 @@ class _Version2:
     def replay(self, entry: Entry) -> Response:
         source: _Source = entry.source
         data = source.mapping()
-        where = source.where()
+        where = _Where(source)
         if not isinstance(data.get("response"), str):
             self.fields(entry)  # raises the precise error
         status_line = _lines(data["response"])[0].strip()
@@ -382,7 +398,7 @@ def _lines(block: str) -> list[str]:
     return block.split("\n")
 
 
-def _headers(block: str, where: str) -> list[tuple[str, str]]:
+def _headers(block: str, where: object) -> list[tuple[str, str]]:
     headers = []
     for line in _lines(block)[1:]:
         if not line:
@@ -396,7 +412,7 @@ def _headers(block: str, where: str) -> list[tuple[str, str]]:
     return headers
 
 
-def _stored_body(data: dict[str, Any], side: str, where: str) -> dict[str, Any]:
+def _stored_body(data: dict[str, Any], side: str, where: object) -> dict[str, Any]:
     """The body in the stored form of :mod:`._body` (what diffs, reports and usage read)."""
     if f"{side}_json" in data:
         value = _json(data, side, where)
@@ -413,7 +429,7 @@ def _stored_body(data: dict[str, Any], side: str, where: str) -> dict[str, Any]:
     return {}
 
 
-def _chunks(data: dict[str, Any], side: str, where: str) -> tuple[bytes, ...]:
+def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]:
     """The exact chunks of a body, straight from the file's text."""
     if f"{side}_sse" in data:
         text = _text(data, f"{side}_sse", where) + "\n"
@@ -459,7 +475,7 @@ _EVENT_FIELDS = frozenset({"headers", "json", "json_style", "text", "base64"})
 _PAYLOADS = ("json", "text", "base64")
 
 
-def _events(data: dict[str, Any], side: str, where: str) -> list[dict[str, Any]]:
+def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, Any]]:
     """The stored messages of an AWS event stream, each checked to frame exactly.
 
     A message that cannot be framed (a bad header line, a value out of range, a payload that
@@ -501,14 +517,14 @@ def _events(data: dict[str, Any], side: str, where: str) -> list[dict[str, Any]]
     return events
 
 
-def _text(data: dict[str, Any], name: str, where: str) -> str:
+def _text(data: dict[str, Any], name: str, where: object) -> str:
     value = data[name]
     if not isinstance(value, str):
         raise CassetteError(f"{where}: {name} must be text")
     return value
 
 
-def _json(data: dict[str, Any], side: str, where: str) -> Any:
+def _json(data: dict[str, Any], side: str, where: object) -> Any:
     try:
         return json.loads(_text(data, f"{side}_json", where))
     except RecursionError:
