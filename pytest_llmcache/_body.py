@@ -2,7 +2,9 @@
 
 A body becomes JSON structure, SSE events, text or base64, whichever is the most readable
 form that re-encodes to the very same bytes; anything that would not survive the round trip
-falls back to a plainer form. Compressed bodies are stored decoded.
+falls back to a plainer form. Compressed bodies are stored decoded. An AWS event stream is
+stored message by message (``{"event": {"headers": <lines>, "json": ...}}``, one chunk each,
+whatever chunks it arrived in), so replay hands the client one whole frame at a time.
 """
 
 from __future__ import annotations
@@ -14,23 +16,33 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from . import _eventstream
+
 __all__ = [
     "STREAM_TYPES",
     "body_problem",
     "decode_body",
     "decode_chunks",
+    "decode_event",
     "decompress",
     "encode_body",
     "encode_chunks",
     "encode_plain",
+    "event_problem",
     "is_stream_type",
     "json_style",
 ]
 
 StoredBody = dict[str, Any]
 
-STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
-"""Media types whose chunk boundaries are kept; other bodies are stored whole."""
+STREAM_TYPES = (
+    "text/event-stream",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/vnd.amazon.eventstream",
+)
+"""Media types stored chunk by chunk (an AWS event stream: frame by frame); other bodies are
+stored whole."""
 
 
 def is_stream_type(content_type: str | None) -> bool:
@@ -111,7 +123,12 @@ def decode_body(stored: StoredBody) -> bytes:
 
 
 def encode_chunks(chunks: Iterable[bytes]) -> list[StoredBody]:
-    """The stored form of a stream: one item per chunk, boundaries kept."""
+    """The stored form of a stream: one item per chunk, boundaries kept; an AWS event stream
+    (exactly valid frames), one item per message."""
+    chunks = list(chunks)
+    events = _event_items(chunks)
+    if events is not None:
+        return events
     stored: list[StoredBody] = []
     for chunk in chunks:
         text = _utf8(chunk)
@@ -153,6 +170,8 @@ def body_problem(stored: object) -> str | None:
 def _chunk_problem(item: object) -> str | None:
     if not isinstance(item, dict):
         return "must be a mapping"
+    if "event" in item:
+        return event_problem(item["event"])
     if "sse" in item:
         events = item["sse"]
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
@@ -168,14 +187,67 @@ def _chunk_problem(item: object) -> str | None:
         except (TypeError, ValueError):
             return "base64 is not valid base64"
         return None
-    return "must hold one of sse, text, base64"
+    return "must hold one of event, sse, text, base64"
+
+
+def _event_items(chunks: Sequence[bytes]) -> list[StoredBody] | None:
+    """Each message of an AWS event stream, or ``None`` if the chunks are not exactly frames."""
+    head = b""
+    for chunk in chunks:
+        head += chunk[: 12 - len(head)]
+        if len(head) == 12:
+            break
+    if not _eventstream.starts_frame(head):
+        return None  # a text stream is told apart by its first bytes, without joining it all
+    messages = _eventstream.decode(b"".join(chunks))
+    if not messages:
+        return None
+    items: list[StoredBody] = []
+    for message in messages:
+        headers = _eventstream.headers_text(message.headers)
+        if headers is None:
+            # Headers the text form cannot give back exactly: the whole frame, as base64.
+            frame = _eventstream.encode_one(message)
+            items.append({"base64": base64.b64encode(frame).decode("ascii")})
+        else:
+            items.append({"event": {"headers": headers, **encode_body(message.payload)}})
+    return items
+
+
+def decode_event(stored: StoredBody) -> bytes:
+    """The frame of a stored event-stream message; ``ValueError`` says what is wrong."""
+    headers = _eventstream.parse_headers(str(stored.get("headers") or ""))
+    payload = {k: v for k, v in stored.items() if k != "headers"}
+    problem = body_problem(payload)
+    if problem is not None or "chunks" in payload:
+        raise ValueError(f"payload {problem or 'cannot be chunks'}")
+    try:
+        data = decode_body(payload)
+    except (TypeError, ValueError):
+        raise ValueError("payload base64 is not valid base64") from None
+    return _eventstream.encode_one(_eventstream.Message(headers, data))
+
+
+def event_problem(stored: object) -> str | None:
+    """Why a stored event-stream message cannot be framed, or ``None`` if it can."""
+    if not isinstance(stored, dict):
+        return "event must be a mapping of headers and a payload"
+    if not isinstance(stored.get("headers", ""), str):
+        return "event headers must be 'name: value' lines"
+    try:
+        decode_event(stored)
+    except ValueError as exc:
+        return f"event {exc}"
+    return None
 
 
 def decode_chunks(stored: Sequence[StoredBody]) -> list[bytes]:
     """The exact chunks a stored stream was made from."""
     chunks: list[bytes] = []
     for item in stored:
-        if "sse" in item:
+        if "event" in item:
+            chunks.append(decode_event(item["event"]))
+        elif "sse" in item:
             eol = "\r\n" if item.get("eol") == "crlf" else "\n"
             chunks.append(_render_sse(item["sse"], eol).encode())
         elif "text" in item:

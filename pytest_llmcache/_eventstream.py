@@ -5,17 +5,34 @@ the headers, the payload and a CRC32 of everything before it. Each header is a o
 length, the UTF-8 name, a type byte and a value whose encoding the type sets. :func:`decode`
 accepts only bytes that :func:`encode` gives back exactly, so a stream stored as messages
 replays byte for byte.
+
+Headers read as text, one ``name: value`` line each, the way HTTP shows its own: a string
+value as it is, any other type named after the name (``retries (int): 3``), as
+:func:`headers_text` writes and :func:`parse_headers` reads.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 import struct
 import uuid
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["HEADER_TYPES", "Header", "HeaderValue", "Message", "decode", "encode", "encode_one"]
+__all__ = [
+    "HEADER_TYPES",
+    "Header",
+    "HeaderValue",
+    "Message",
+    "decode",
+    "encode",
+    "encode_one",
+    "headers_text",
+    "parse_headers",
+    "starts_frame",
+]
 
 HeaderValue = bool | int | bytes | str | uuid.UUID
 """A header's value: ``bool`` for bool, ``int`` for byte to long and timestamp (milliseconds
@@ -65,6 +82,11 @@ def decode(data: bytes) -> list[Message] | None:
         messages.append(message[0])
         offset += message[1]
     return messages
+
+
+def starts_frame(data: bytes) -> bool:
+    """Whether ``data`` begins with a frame's prelude (its CRC checked): a cheap first test."""
+    return len(data) >= 12 and _U32.unpack_from(data, 8)[0] == zlib.crc32(data[:8])
 
 
 def encode(messages: Iterable[Message]) -> bytes:
@@ -184,3 +206,73 @@ def _encode_value(header: Header) -> bytes:
     if kind == "uuid" and isinstance(value, uuid.UUID):
         return bytes((_UUID,)) + value.bytes
     raise ValueError(f"header {header.name!r}: {value!r} is not a {kind} value")
+
+
+# -- headers as text ---------------------------------------------------------------------------
+
+_TYPED = re.compile(r"(.*) \((bool|byte|short|int|long|bytes|timestamp|uuid)\)", re.S)
+
+
+def headers_text(headers: Iterable[Header]) -> str | None:
+    """The headers as ``name: value`` lines, or ``None`` if :func:`parse_headers` would not
+    read them back exactly (a name holding ``": "`` or a line break, say)."""
+    lines = [_header_line(header) for header in headers]
+    text = "".join(f"{line}\n" for line in lines)
+    try:
+        exact = parse_headers(text) == tuple(headers)
+    except ValueError:
+        exact = False
+    return text if exact else None
+
+
+def _header_line(header: Header) -> str:
+    value = header.value
+    if header.type == "string" and isinstance(value, str):
+        return f"{header.name}: {value}"
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, bytes):
+        shown = base64.b64encode(value).decode("ascii")
+    else:
+        shown = str(value)
+    return f"{header.name} ({header.type}): {shown}"
+
+
+def parse_headers(text: str) -> tuple[Header, ...]:
+    """The headers of ``name: value`` lines; ``ValueError`` naming the line that is wrong."""
+    headers = []
+    for line in text.split("\n"):
+        if not line:
+            continue
+        name, sep, shown = line.partition(": ")
+        if not sep:
+            raise ValueError(f"header line {line!r} is not 'name: value'")
+        typed = _TYPED.fullmatch(name)
+        if typed is None:
+            headers.append(Header(name, "string", shown))
+            continue
+        name, kind = typed.groups()
+        header = Header(name, kind, _parse_value(kind, shown, line))
+        _encode_header(header)  # in range, and a name that fits its length byte
+        headers.append(header)
+    return tuple(headers)
+
+
+def _parse_value(kind: str, shown: str, line: str) -> HeaderValue:
+    try:
+        if kind == "bool":
+            if shown not in ("true", "false"):
+                raise ValueError
+            return shown == "true"
+        if kind == "bytes":
+            return base64.b64decode(shown, validate=True)
+        if kind == "uuid":
+            value = uuid.UUID(shown)
+            if str(value) != shown:
+                raise ValueError
+            return value
+        if not re.fullmatch(r"-?[0-9]{1,20}", shown):
+            raise ValueError
+        return int(shown)
+    except ValueError:
+        raise ValueError(f"header line {line!r}: {shown!r} is not a {kind} value") from None

@@ -261,6 +261,22 @@ class _Source:
             return f"{self.path}: entry {self.number}"
         return f"{self.path}:{self.line()}: entry"
 
+    def item_where(self, field: str, number: int) -> str:
+        """Item ``number`` of the list ``field``, as messages name it: on its own line when
+        the entry is in the writer's layout."""
+        if self.text is not None:
+            text = self.text[self.start : self.end]
+            at = text.find(f"\n  {field}:\n")
+            for _ in range(number if at >= 0 else 0):
+                at = text.find("\n  - ", at + 1)
+                if at < 0:
+                    break
+            else:
+                if at >= 0:
+                    line = self.line() + text.count("\n", 0, at) + 1
+                    return f"{self.path}:{line}: entry {field} item {number}"
+        return f"{self.where()} {field} item {number}"
+
     def mapping(self) -> dict[str, Any]:
         """The entry's fields, parsed once."""
         if self.data is None:
@@ -294,6 +310,10 @@ class _Where:
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
+
+    def item(self, field: str, number: int) -> str:
+        """Item ``number`` of the list ``field``, on its own line where it can be found."""
+        return self._source.item_where(field, number)
 
 
 def _yaml_error(path: Path, exc: Exception, offset: int) -> CassetteError:
@@ -486,7 +506,8 @@ def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, An
         raise CassetteError(f"{where}: {side}_events must be a list")
     events = []
     for number, item in enumerate(items, 1):
-        place = f"{where}: {side}_events item {number}"
+        field = f"{side}_events"
+        place = where.item(field, number) if isinstance(where, _Where) else f"{where} {field}"
         if not isinstance(item, dict):
             raise CassetteError(f"{place} must be a mapping of headers and a payload")
         unknown = sorted(set(map(str, item)) - _EVENT_FIELDS)
