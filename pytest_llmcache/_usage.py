@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from . import _eventstream
 from ._exchange import Response
 
 __all__ = ["Usage", "entry_usage", "price_of", "replay_usage"]
@@ -22,9 +26,17 @@ class Usage:
 
 
 # Field names per provider: OpenAI chat and embeddings, OpenAI Responses and Anthropic,
-# Gemini's usageMetadata, Cohere v2's usage.tokens.
-_INPUT = ("prompt_tokens", "input_tokens", "promptTokenCount")
-_OUTPUT = ("completion_tokens", "output_tokens", "candidatesTokenCount")
+# Gemini's usageMetadata, Cohere v2's usage.tokens, Bedrock's Converse (and the metadata
+# event of its stream).
+_INPUT = ("prompt_tokens", "input_tokens", "promptTokenCount", "inputTokens")
+_OUTPUT = ("completion_tokens", "output_tokens", "candidatesTokenCount", "outputTokens")
+# '"usage"' as it shows in base64 after 0, 1 or 2 other bytes: the characters whose six bits
+# all fall inside it. Bedrock's InvokeModelWithResponseStream wraps each model event as base64
+# in {"bytes": ...}, so a replay finds the events that hold a usage without decoding them all.
+_USAGE_B64 = tuple(
+    base64.b64encode(b"\0" * shift + b'"usage"')[(8 * shift + 5) // 6 : (8 * shift + 50) // 6 + 1]
+    for shift in range(3)
+)
 
 
 def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usage:
@@ -36,6 +48,9 @@ def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usag
     for chunk in body.get("chunks") or ():
         for event in chunk.get("sse") or ():
             documents.append(event.get("data"))
+        event = chunk.get("event")
+        if isinstance(event, Mapping):
+            documents.append(_unwrapped(event.get("json")))
     return _usage(request, documents)
 
 
@@ -48,6 +63,12 @@ def replay_usage(request: Mapping[str, Any], response: Response) -> Usage:
     documents: list[object] = []
     model_seen = False
     for chunk in response.chunks:
+        if _eventstream.starts_frame(chunk):
+            # An AWS event-stream message: its JSON payload, its usage maybe base64-wrapped.
+            if b"usage" in chunk or any(needle in chunk for needle in _USAGE_B64):
+                for message in _eventstream.decode(chunk) or ():
+                    documents.append(_unwrapped(_json(message.payload)))
+            continue
         if chunk[:1] in (b"{", b"["):
             if b"usage" in chunk or b"model" in chunk:
                 documents.append(_json(chunk))
@@ -61,6 +82,16 @@ def replay_usage(request: Mapping[str, Any], response: Response) -> Usage:
                 model_seen = model_seen or (isinstance(document, dict) and "model" in document)
                 documents.append(document)
     return _usage(request, documents)
+
+
+def _unwrapped(document: object) -> object:
+    """A Bedrock stream event's model event, decoded from its ``bytes``; others as they are."""
+    if isinstance(document, Mapping) and isinstance(document.get("bytes"), str):
+        try:
+            return _json(base64.b64decode(document["bytes"], validate=True))
+        except binascii.Error:
+            return document
+    return document
 
 
 def _json(data: bytes) -> object:
@@ -110,6 +141,10 @@ def _model(request: Mapping[str, Any], documents: list[object]) -> str:
     request_body = (request.get("body") or {}).get("json")
     if isinstance(request_body, Mapping) and isinstance(request_body.get("model"), str):
         return str(request_body["model"])
+    # Bedrock names the model in the path: /model/{id}/converse, /model/{id}/invoke, ...
+    parts = urlsplit(str(request.get("url") or "")).path.split("/")
+    if len(parts) == 4 and parts[1] == "model" and parts[2]:
+        return unquote(parts[2])
     return ""
 
 
