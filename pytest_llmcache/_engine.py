@@ -318,6 +318,12 @@ class TestCache:
             if old is not None and old.same_exchange(entry) and not old.is_expired(now):
                 # Identical traffic keeps its timestamps, so re-recording changes no byte.
                 entry = old if old.test == entry.test else old.with_test(entry.test)
+            from ._drift import classify  # only recording pays for the comparison
+
+            drift = classify(old, entry)
+            self.engine.stats.drift.append(
+                [self.nodeid, str(self.path), entry.key, drift.kind, drift.line]
+            )
             # Kept by the call's own place, not appended: identical calls in flight at once
             # are stored in the order they were made, whatever order their answers came in.
             self._slots[(entry.key, recording.occurrence)] = entry

@@ -60,6 +60,9 @@ class RunStats:
     """Cassettes of tests that did not pass (skipped, xfailed, failed): never judged unused."""
     protected_folders: list[str] = field(default_factory=list)
     """Cassette folders where such a test's cassette cannot be known: no file deleted there."""
+    drift: list[list[str]] = field(default_factory=list)
+    """``[test, cassette, key, class, one-line diff]`` of each entry recorded, compared with
+    what the cassette held before (the drift report)."""
 
     def add_outcomes(
         self,
@@ -100,6 +103,7 @@ class RunStats:
         self.expired_entries += other.expired_entries
         self.folders += [f for f in other.folders if f not in self.folders]
         self.partial = self.partial or other.partial
+        self.drift += other.drift
         self.add_outcomes(
             collected=other.collected,
             passed=other.passed,
