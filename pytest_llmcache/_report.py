@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._audit import Audit
 from ._secrets import mask_secrets
+from ._stats import RunStats
 from ._usage import Usage, price_of
 
 if TYPE_CHECKING:
@@ -19,7 +20,18 @@ if TYPE_CHECKING:
 
     from ._engine import Engine
 
-__all__ = ["summary_lines", "write_json", "write_summary"]
+__all__ = ["changed", "summary_lines", "write_json", "write_summary"]
+
+
+def changed(stats: RunStats) -> list[list[str]]:
+    """The drift records whose answer or shape changed (what ``--llm-cache-fail-on-drift``
+    fails on)."""
+    if not stats.drift:
+        return []
+    from ._drift import CHANGED  # loaded already: only recording makes drift records
+
+    return [record for record in stats.drift if record[3] in CHANGED]
+
 
 _MAX_LISTED = 10
 
@@ -87,7 +99,39 @@ def _summary_lines(engine: Engine, audit: Audit | None) -> list[str]:
     for path in audit.deleted:
         lines.append(f"deleted {engine.display(Path(path))}")
     lines += [f"error: {e}" for e in audit.errors]
+    lines += _drift_lines(engine)
     return lines
+
+
+def _drift_lines(engine: Engine) -> list[str]:
+    """Counts per class of the entries recorded, then each changed one with its diff."""
+    records = engine.stats.drift
+    if not records:
+        return []
+    from ._drift import LABELS
+
+    counts = _drift_counts(records)
+    lines = ["drift: " + ", ".join(f"{counts[k]} {label}" for k, label in LABELS.items())]
+    found = changed(engine.stats)
+    for test, path, key, kind, diff in found[:_MAX_LISTED]:
+        lines.append(f"  {LABELS[kind]}: {test} ({engine.display(Path(path))} {key[:12]})")
+        lines.append(f"    {diff}")
+    if len(found) > _MAX_LISTED:
+        lines.append(f"  ... and {len(found) - _MAX_LISTED} more (--llm-cache-report lists all)")
+    if found and engine.settings.fail_on_drift:
+        lines.append(f"--llm-cache-fail-on-drift: {len(found)} changed entries fail the run")
+    return lines
+
+
+def _drift_counts(records: list[list[str]]) -> dict[str, int]:
+    if not records:
+        return {}
+    from ._drift import KINDS
+
+    counts = dict.fromkeys(KINDS, 0)
+    for record in records:
+        counts[record[3]] = counts.get(record[3], 0) + 1
+    return counts
 
 
 def _listed(title: str, items: list[str], counted: bool = True) -> list[str]:
@@ -133,6 +177,13 @@ def write_json(engine: Engine, audit: Audit | None, path: Path) -> None:
         "pruned": [{"cassette": p, "removed": n} for p, n in audit.pruned],
         "deleted": audit.deleted,
         "written": stats.written,
+        "drift": {
+            "counts": _drift_counts(stats.drift),
+            "changed": [
+                {"test": test, "cassette": path, "key": key, "kind": kind, "diff": diff}
+                for test, path, key, kind, diff in changed(stats)
+            ],
+        },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_masked(data), indent=2) + "\n", encoding="utf-8")

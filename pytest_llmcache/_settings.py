@@ -108,6 +108,9 @@ class Settings:
     """Whether replay refuses loopback connections too (``llm_cache_block_loopback``)."""
     allow_secrets: tuple[str, ...] = ()
     """Values, or ``*`` patterns, that look like keys but are not (``llm_cache_allow_secrets``)."""
+    fail_on_drift: bool = False
+    """Whether a re-recorded answer or shape that changed fails the run
+    (``--llm-cache-fail-on-drift``, ``llm_cache_fail_on_drift``)."""
 
 
 def resolve_settings(
@@ -120,6 +123,7 @@ def resolve_settings(
     rootpath: Path,
     cli_prune: bool = False,
     cli_report: str | None = None,
+    cli_fail_on_drift: bool = False,
 ) -> Settings:
     """Apply defaults < ini < ``LLM_CACHE_MODE`` < command line, and validate every value.
 
@@ -155,6 +159,7 @@ def resolve_settings(
         allow_hosts=tuple(h.lower() for h in _names(ini.get("llm_cache_allow_hosts"))),
         block_loopback=bool(ini.get("llm_cache_block_loopback")),
         allow_secrets=_names(ini.get("llm_cache_allow_secrets")),
+        fail_on_drift=cli_fail_on_drift or bool(ini.get("llm_cache_fail_on_drift")),
     )
 
 

@@ -47,6 +47,12 @@ _INI: tuple[tuple[str, _IniType, str, Any], ...] = (
     ("llm_cache_allow_hosts", "linelist", "hosts replayed tests may still connect to", []),
     ("llm_cache_block_loopback", "bool", "replay refuses loopback connections too", False),
     (
+        "llm_cache_fail_on_drift",
+        "bool",
+        "fail the run when re-recording changes an answer or its shape",
+        False,
+    ),
+    (
         "llm_cache_allow_secrets",
         "linelist",
         "key-shaped values (or * patterns) that are no keys",
@@ -79,6 +85,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="after a complete, passing run, remove recorded entries no test replayed and "
         "cassette files no collected test owns.",
+    )
+    group.addoption(
+        "--llm-cache-fail-on-drift",
+        action="store_true",
+        default=False,
+        help="fail the run when a re-recorded answer, or the shape of a response, changed "
+        "(record and auto; for a scheduled refresh that must not change behaviour silently).",
     )
     group.addoption(
         "--llm-cache-report",
@@ -115,6 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
             cli_dir=_from_invocation_dir(config, config.getoption("llm_cache_dir")),
             cli_prune=config.getoption("llm_cache_prune"),
             cli_report=_from_invocation_dir(config, config.getoption("llm_cache_report")),
+            cli_fail_on_drift=config.getoption("llm_cache_fail_on_drift"),
             env=os.environ,
             ini={name: config.getini(name) for name, *_ in _INI},
             rootpath=config.rootpath,
@@ -307,6 +321,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     audit = finish_run(engine.settings, stats, complete=complete, read=engine.on_disk)
     config.stash[_AUDIT] = audit
     if audit is not None and audit.unused and engine.settings.strict and not audit.pruned:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if engine.settings.fail_on_drift and _report.changed(stats):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if engine.settings.report_path is not None:
         _report.write_json(engine, audit, engine.settings.report_path)
