@@ -1,9 +1,11 @@
-"""The ``llm-cache`` command: list, show, check, prune and upgrade cassettes; import vcrpy ones.
+"""The ``llm-cache`` command: list, show, check, prune and upgrade cassettes; import vcrpy ones;
+compare two recordings (``diff``) and merge them in git (``merge-driver``).
 
 Every failure is one line, ``llm-cache: error: <file>: <what>``, and a non-zero exit: 2 for
-a usage mistake (a missing path, a bad option), 1 for a problem found in a file. A file is
-only ever rewritten by ``prune``, ``upgrade`` and ``import-vcr``, atomically, and never on
-an error.
+a usage mistake (a missing path, a bad option), 1 for a problem found in a file. ``diff``
+exits 1 when it finds a change that matters and 2 when it cannot compare. A file is only ever
+rewritten by ``prune``, ``upgrade``, ``import-vcr`` and ``merge-driver``, atomically, and
+never on an error.
 """
 
 from __future__ import annotations
@@ -131,6 +133,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     vcr.add_argument("-v", "--verbose", action="store_true", help="one line per converted file")
     vcr.set_defaults(command=_import_vcr)
+
+    diff = commands.add_parser(
+        "diff",
+        help="what changed between two recordings, entry by entry; exit 1 when an answer, a "
+        "shape, or the set of entries changed",
+    )
+    diff.add_argument("old", metavar="OLD", help="a cassette or a folder (with --git: PATH)")
+    diff.add_argument("new", nargs="?", metavar="NEW", help="the cassette or folder to compare")
+    diff.add_argument(
+        "--git",
+        metavar="REV",
+        help="compare PATH with its version at git revision REV (read with git show)",
+    )
+    diff.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    diff.add_argument("-a", "--all", action="store_true", help="list unchanged entries too")
+    diff.set_defaults(command=_diff)
+
+    driver = commands.add_parser(
+        "merge-driver",
+        help="git merge driver: merge two versions of a cassette entry by entry "
+        '(git config merge.llm-cache.driver "llm-cache merge-driver %%O %%A %%B %%P")',
+    )
+    driver.add_argument("base", metavar="BASE", help="%%O: the common ancestor")
+    driver.add_argument("ours", metavar="OURS", help="%%A: our version, replaced by the result")
+    driver.add_argument("theirs", metavar="THEIRS", help="%%B: their version")
+    driver.add_argument("name", nargs="?", metavar="PATH", help="%%P: the path, for messages")
+    driver.set_defaults(command=_merge_driver)
     return parser
 
 
@@ -443,3 +472,61 @@ def _import_vcr(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         )
     except _vcr_import.ImportUsageError as exc:
         raise UsageProblem(str(exc)) from None
+
+
+# -- diff -----------------------------------------------------------------------------------
+
+
+def _diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import _compare
+
+    def find(folder: Path) -> list[Path]:
+        return find_cassettes([str(folder)])
+
+    if args.git is not None and args.new is not None:
+        raise UsageProblem("diff: give NEW or --git REV, not both")
+    try:
+        if args.git is not None:
+            found = _compare.compare_git(Path(args.old), args.git, find)
+        elif args.new is None:
+            raise UsageProblem("diff: give two cassettes or folders (OLD NEW), or PATH --git REV")
+        else:
+            found = _compare.compare_paths(Path(args.old), Path(args.new), find)
+    except _compare.CompareError as exc:
+        raise UsageProblem(f"diff: {exc}") from None
+    except CassetteError as exc:
+        _error(err, str(exc))
+        return 2
+    counts = _compare.counts(found)
+    status = 1 if any(d.kind not in _compare.QUIET for d in found) else 0
+    if args.json:
+        document = {"counts": counts, "entries": [d.as_dict() for d in found]}
+        out.write(mask_secrets(json.dumps(document, indent=2)) + "\n")
+        return status
+    cassette = None
+    for item in found:
+        if item.kind == "unchanged" and not args.all:
+            continue
+        if item.cassette != cassette:
+            cassette = item.cassette
+            out.write(f"{cassette}\n")
+        test = f" {item.test}" if item.test else ""
+        line = f"  {_compare.label(item.kind)}: {item.key[:12]} #{item.occurrence + 1}{test}"
+        out.write(mask_secrets(line) + "\n")
+        if item.diff:
+            out.write(mask_secrets(f"    {item.diff}") + "\n")
+    cassettes = len({d.cassette for d in found})
+    summary = ", ".join(f"{n} {_compare.label(kind)}" for kind, n in counts.items())
+    out.write(f"{len(found)} entries in {cassettes} cassette(s): {summary}\n")
+    return status
+
+
+# -- merge-driver ---------------------------------------------------------------------------
+
+
+def _merge_driver(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from . import _merge
+
+    return _merge.run_driver(
+        Path(args.base), Path(args.ours), Path(args.theirs), args.name or args.ours, err
+    )
