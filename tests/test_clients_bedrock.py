@@ -24,7 +24,7 @@ from pytest_llmcache._exchange import Request
 from pytest_llmcache._format_v2 import render
 from pytest_llmcache._key import request_key
 
-pytest.importorskip("boto3", reason="the Bedrock scenarios need boto3 (pip install boto3)")
+boto3 = pytest.importorskip("boto3", reason="the Bedrock scenarios need boto3 (pip install boto3)")
 
 SECRET_KEY = "fake-secret-access-key-for-tests-0123"
 SESSION_TOKEN = "fake-session-token-for-tests-4567"
@@ -268,8 +268,6 @@ class _Sent(Exception):
 
 def _signed(region: str, secret: str, token: str) -> Request:
     """The Converse request botocore signs and sends for ``region``, as the cache sees it."""
-    import boto3
-
     session = boto3.Session(
         aws_access_key_id="testing",
         aws_secret_access_key=secret,
