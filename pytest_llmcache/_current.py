@@ -59,6 +59,9 @@ _NONE: Any = object()
 _UNSET: Any = object()
 
 _running: TestCache | None = None
+_open: list[TestCache] = []
+"""Every cache turned on and not yet off, outermost first (a cassette block inside a test
+is turned on over the test's own); the last is the running one."""
 _tasks: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = weakref.WeakKeyDictionary()
 
 
@@ -97,16 +100,21 @@ _POOL_THREAD_MODULES = ("anyio.",)
 
 
 def begin(test: TestCache) -> None:
-    """``test`` is now the running test."""
+    """``test`` is now the running test (over any still open: it is the innermost)."""
     global _running
+    _open.append(test)
     _running = test
 
 
 def end(test: TestCache) -> None:
-    """``test`` has finished; calls still made on its behalf are refused from now on."""
+    """``test`` has finished; calls still made on its behalf are refused from now on.
+
+    The cache it was turned on over, if any, is the running one again.
+    """
     global _running
-    if _running is test:
-        _running = None
+    if test in _open:
+        _open.remove(test)
+    _running = _open[-1] if _open else None
 
 
 def running() -> TestCache | None:
@@ -123,6 +131,9 @@ def current() -> TestCache | None:
     origin = _origin()
     if origin is _NONE or origin is test:
         return test
+    if origin in _open:
+        outer: TestCache = origin  # started by a cache still on, under an inner one
+        return outer
     raise CacheRefusal(_refusal(origin, test))
 
 

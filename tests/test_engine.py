@@ -113,8 +113,7 @@ def no_running_test() -> Iterator[None]:
     """Each test starts and ends with no test of the cache running."""
     assert _current.running() is None
     yield
-    running = _current.running()
-    if running is not None:
+    while (running := _current.running()) is not None:
         _current.end(running)
 
 
