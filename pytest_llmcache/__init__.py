@@ -6,14 +6,16 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ._block import cassette
     from ._cassette import Cassette, CassetteError, Entry
     from ._engine import TestCache
-    from ._errors import ReplayMiss
+    from ._errors import CacheMiss, ReplayMiss
     from ._exchange import Request, Response
     from ._settings import Mode, Settings
     from ._stats import Counts
 
 __all__ = [
+    "CacheMiss",
     "Cassette",
     "CassetteError",
     "Counts",
@@ -25,6 +27,7 @@ __all__ = [
     "Settings",
     "TestCache",
     "__version__",
+    "cassette",
 ]
 
 __version__ = "0.1.0"
@@ -36,6 +39,8 @@ _HOMES = {
     "CassetteError": "._cassette",
     "Entry": "._cassette",
     "ReplayMiss": "._errors",
+    "CacheMiss": "._errors",
+    "cassette": "._block",
     "TestCache": "._engine",
     "Request": "._exchange",
     "Response": "._exchange",

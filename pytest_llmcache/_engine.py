@@ -57,6 +57,11 @@ class Engine:
         """Usage by entry id, with the entry kept so that its id is never reused."""
         self._lock = threading.Lock()
 
+    @property
+    def display_root(self) -> Path:
+        """Where pytest was started (or the script's folder): paths are shown from there."""
+        return self._display_root
+
     def display(self, path: Path) -> str:
         """A path as the user should see it: relative to where pytest was started."""
         try:
@@ -170,6 +175,8 @@ class TestCache:
         self.nodeid = nodeid
         self.test_id = test_id or nodeid
         """The test's node id from the rootdir: what its entries name as their owner."""
+        self.fix: _messages.Fix = None
+        """How messages say to run the call again in another mode (default: pytest)."""
         self.options = options
         self.path = path
         self.mode = engine.settings.mode
@@ -350,15 +357,19 @@ class TestCache:
             ignore_fields=self._key_options.ignore_fields,
             match_headers=self._key_options.match_headers,
         )
-        return _messages.miss(request, self.nodeid, self.engine.display(self.path), state, nearest)
+        where = self.engine.display(self.path)
+        return _messages.miss(request, self.nodeid, where, state, nearest, self.fix)
 
     def _cut_short_message(self, request: Request, entry: Entry) -> str:
         chunks = len(entry.to_response().chunks)
-        return _messages.cut_short(request, self.nodeid, self.engine.display(self.path), chunks)
+        where = self.engine.display(self.path)
+        return _messages.cut_short(request, self.nodeid, where, chunks, self.fix)
 
     def _expired_message(self, request: Request, entry: Entry) -> str:
         where = self.engine.display(self.path)
-        return _messages.expired(request, self.nodeid, where, entry.recorded_at, entry.ttl or 0)
+        return _messages.expired(
+            request, self.nodeid, where, entry.recorded_at, entry.ttl or 0, self.fix
+        )
 
 
 class Recording:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from _pytest.outcomes import Failed
 
-__all__ = ["CacheRefusal", "ReplayMiss"]
+__all__ = ["CacheMiss", "CacheRefusal", "ReplayMiss"]
 
 
-class ReplayMiss(Failed):
+class CacheMiss(BaseException):
+    """A call the cache could not answer, in a test or in a ``cassette(...)`` block.
+
+    A ``BaseException``, so no SDK retry loop catches it: catch it by this name.
+    """
+
+
+class ReplayMiss(Failed, CacheMiss):
     """A call the cache cannot answer in this mode, or must not let through.
 
     A ``BaseException`` (pytest's failure outcome), so no SDK retry loop can catch it.

@@ -6,8 +6,14 @@ every URL is shown without its credentials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._exchange import Request
 from ._secrets import redact_url
+
+Fix = Callable[[str], str] | None
+"""The command that runs the call again in a mode (default: the pytest command for the
+test); a cassette block outside pytest says how to set the mode instead."""
 
 __all__ = ["call", "command", "cut_short", "expired", "miss", "went_around"]
 
@@ -27,7 +33,9 @@ def command(mode: str, nodeid: str) -> str:
     return f"pytest --llm-cache={mode} '{nodeid}'"
 
 
-def miss(request: Request, nodeid: str, cassette: str, state: str, nearest: str) -> str:
+def miss(
+    request: Request, nodeid: str, cassette: str, state: str, nearest: str, fix: Fix = None
+) -> str:
     """No recorded answer in ``replay``: nothing was sent."""
     return (
         f"pytest-llmcache: no recorded response for {call(request)}\n"
@@ -35,12 +43,12 @@ def miss(request: Request, nodeid: str, cassette: str, state: str, nearest: str)
         f"  cassette: {cassette} ({state})\n"
         f"{nearest}"
         f"  mode:     replay (nothing was sent to the network)\n"
-        f"  record it: {command('record', nodeid)}\n"
-        f"  or record only what is missing: {command('auto', nodeid)}"
+        f"  record it: {_fix(fix, 'record', nodeid)}\n"
+        f"  or record only what is missing: {_fix(fix, 'auto', nodeid)}"
     )
 
 
-def cut_short(request: Request, nodeid: str, cassette: str, chunks: int) -> str:
+def cut_short(request: Request, nodeid: str, cassette: str, chunks: int, fix: Fix = None) -> str:
     """A replay reads past the chunks of a recording whose stream was left early."""
     return (
         f"pytest-llmcache: the recording of {call(request)} was cut short: the stream was left "
@@ -48,19 +56,25 @@ def cut_short(request: Request, nodeid: str, cassette: str, chunks: int) -> str:
         "run reads past them.\n"
         f"  test:     {nodeid}\n"
         f"  cassette: {cassette}\n"
-        f"  re-record it: {command('record', nodeid)}"
+        f"  re-record it: {_fix(fix, 'record', nodeid)}"
     )
 
 
-def expired(request: Request, nodeid: str, cassette: str, recorded_at: str, ttl: float) -> str:
+def expired(
+    request: Request, nodeid: str, cassette: str, recorded_at: str, ttl: float, fix: Fix = None
+) -> str:
     """An expired entry replayed under ``--llm-cache-strict``."""
     return (
         f"pytest-llmcache: expired entry for {call(request)} "
         f"(recorded {recorded_at}, ttl {ttl:g}s) and --llm-cache-strict is on\n"
         f"  test:     {nodeid}\n"
         f"  cassette: {cassette}\n"
-        f"  refresh it: {command('auto', nodeid)}"
+        f"  refresh it: {_fix(fix, 'auto', nodeid)}"
     )
+
+
+def _fix(fix: Fix, mode: str, nodeid: str) -> str:
+    return command(mode, nodeid) if fix is None else fix(mode)
 
 
 def went_around(method: str, url: str, via: str, nodeid: str, connection: str | None) -> str:
