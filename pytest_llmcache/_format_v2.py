@@ -2,7 +2,8 @@
 
 An entry's request and response are written the way HTTP shows them, as YAML literal blocks:
 the request line or status, then ``name: value`` header lines; a JSON body as indented JSON;
-an event stream as its event-stream text, one event per recorded chunk. A pull request shows
+an event stream as its event-stream text, one event per recorded chunk; an AWS event stream
+as a list of its messages (:mod:`._events_v2`). A pull request shows
 the prompt, the answer and every stream event verbatim, and PyYAML reads an entry as a handful
 of strings, several times faster than the nested structures of version 1.
 
@@ -21,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _body, _fast_v2, _yaml
+from . import _body, _events_v2, _fast_v2, _yaml
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Response
 
@@ -109,7 +110,7 @@ def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
     if "base64" in stored:
         return {f"{side}_base64": stored["base64"]}
     if "chunks" in stored:
-        events = _events_field(stored["chunks"])
+        events = _events_v2.render(stored["chunks"])
         if events is not None:
             return {f"{side}_events": events}
         chunks = _body.decode_chunks(stored["chunks"])
@@ -122,25 +123,6 @@ def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
             return fields | ({f"{side}_sse_eol": "crlf"} if eol else {})
         return {f"{side}_chunks": [_body.encode_plain(chunk) for chunk in chunks]}
     return {}
-
-
-def _events_field(items: Sequence[dict[str, Any]]) -> list[dict[str, str]] | None:
-    """An AWS event stream's messages as the file shows them, if every chunk is one."""
-    if not items or not all("event" in item for item in items):
-        return None
-    events = []
-    for item in items:
-        stored = item["event"]
-        event = {"headers": stored["headers"]} if stored.get("headers") else {}
-        if "json" in stored:
-            event["json"] = _INDENT(stored["json"]) + "\n"
-            if "style" in stored:
-                event["json_style"] = stored["style"]
-        elif "text" in stored or "base64" in stored:
-            kind = "text" if "text" in stored else "base64"
-            event[kind] = stored[kind]
-        events.append(event)
-    return events
 
 
 def _sse_text(chunks: Sequence[bytes]) -> tuple[str, bool] | None:
@@ -491,51 +473,16 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
     return (b"",)
 
 
-_EVENT_FIELDS = frozenset({"headers", "json", "json_style", "text", "base64"})
-_PAYLOADS = ("json", "text", "base64")
-
-
 def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, Any]]:
-    """The stored messages of an AWS event stream, each checked to frame exactly.
+    """The stored messages of an AWS event stream (:mod:`._events_v2`), each checked."""
+    field = f"{side}_events"
 
-    A message that cannot be framed (a bad header line, a value out of range, a payload that
-    is not valid base64 or JSON) is refused with the entry's place and the message's number.
-    """
-    items = data[f"{side}_events"]
-    if not isinstance(items, list):
-        raise CassetteError(f"{where}: {side}_events must be a list")
-    events = []
-    for number, item in enumerate(items, 1):
-        field = f"{side}_events"
-        place = where.item(field, number) if isinstance(where, _Where) else f"{where} {field}"
-        if not isinstance(item, dict):
-            raise CassetteError(f"{place} must be a mapping of headers and a payload")
-        unknown = sorted(set(map(str, item)) - _EVENT_FIELDS)
-        payloads = [name for name in _PAYLOADS if name in item]
-        if unknown or len(payloads) > 1 or ("json_style" in item and payloads != ["json"]):
-            raise CassetteError(
-                f"{place}: holds {', '.join(map(str, item))}; expected headers and one of "
-                "json (with json_style), text, base64"
-            )
-        if not all(isinstance(value, str) for value in item.values()):
-            raise CassetteError(f"{place}: headers and payload must be text")
-        event: dict[str, Any] = {"headers": item.get("headers", "")}
-        if "json" in item:
-            try:
-                event["json"] = json.loads(item["json"])
-            except RecursionError:
-                raise CassetteError(f"{place}: json is nested too deeply") from None
-            except ValueError as exc:
-                raise CassetteError(f"{place}: json is not valid JSON: {exc}") from None
-            if "json_style" in item:
-                event["style"] = item["json_style"]
-        elif payloads:
-            event[payloads[0]] = item[payloads[0]]
-        problem = _body.event_problem(event)
-        if problem is not None:
-            raise CassetteError(f"{place}: {problem}")
-        events.append(event)
-    return events
+    def place(number: int) -> str:
+        if isinstance(where, _Where):
+            return where.item(field, number)
+        return f"{where} {field} item {number}"
+
+    return _events_v2.read(data[field], f"{where}: {field}", place)
 
 
 def _text(data: dict[str, Any], name: str, where: object) -> str:
