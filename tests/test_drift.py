@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from conftest import Suite
@@ -17,6 +18,7 @@ from pytest_llmcache._capture import make_entry
 from pytest_llmcache._drift import Drift, classify
 from pytest_llmcache._entry import Entry
 from pytest_llmcache._exchange import Request
+from pytest_llmcache._settings import resolve_settings
 from pytest_llmcache._stats import RunStats
 
 pytest.importorskip("openai", reason="the drift scenarios use the openai SDK")
@@ -357,3 +359,40 @@ def test_drift_records_add_up_across_xdist_workers() -> None:
     two.drift.append(["t.py::b", "c.yaml", "k2", "new", ""])
     one.merge(RunStats.from_json(json.loads(json.dumps(two.to_json()))))
     assert [r[2] for r in one.drift] == ["k1", "k2"]
+
+
+@pytest.mark.parametrize(
+    ("cli", "ini", "expected"),
+    [
+        pytest.param(False, {}, False, id="default"),
+        pytest.param(False, {"llm_cache_fail_on_drift": True}, True, id="ini"),
+        pytest.param(True, {"llm_cache_fail_on_drift": False}, True, id="cli-over-ini"),
+        pytest.param(True, {}, True, id="cli"),
+    ],
+)
+def test_fail_on_drift_precedence(cli: bool, ini: dict[str, object], expected: bool) -> None:
+    resolved = resolve_settings(
+        cli_mode="record",
+        cli_strict=False,
+        cli_dir=None,
+        env={},
+        ini=ini,
+        rootpath=Path("/project"),
+        cli_fail_on_drift=cli,
+    )
+    assert resolved.fail_on_drift is expected
+
+
+def test_workers_drift_adds_up_in_one_summary(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("xdist")
+    suite.write("test_chat.py", CHAT)
+    monkeypatch.setenv("PREFIX", "/counter")
+    record(suite, "-p", "xdist", "-n", "2").assert_outcomes(passed=2)
+    result = record(suite, "-p", "xdist", "-n", "2", "--llm-cache-fail-on-drift")
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["drift: 0 new, 0 unchanged, 0 volatile only, 2 answer changed, 0 shape changed"]
+    )
