@@ -3,9 +3,9 @@
 An entry's request and response are written the way HTTP shows them, as YAML literal blocks:
 the request line or status, then ``name: value`` header lines; a JSON body as indented JSON;
 an event stream as its event-stream text, one event per recorded chunk; an AWS event stream
-as a list of its messages (:mod:`._events_v2`). A pull request shows
-the prompt, the answer and every stream event verbatim, and PyYAML reads an entry as a handful
-of strings, several times faster than the nested structures of version 1.
+as a list of its messages (:mod:`._events_v2`). A pull request shows the prompt, the answer
+and every stream event verbatim, and PyYAML reads an entry as a handful of strings, several
+times faster than the nested structures of version 1.
 
 The writer starts every entry with ``- key: <key>`` at the start of a line, so a reader finds
 each entry and its key without parsing YAML, and parses an entry only when it is used. A file

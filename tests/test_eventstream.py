@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
 import zlib
@@ -10,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmcache._eventstream import Header, Message, decode, encode, encode_one
+from pytest_llmcache._eventstream import (
+    Header,
+    Message,
+    decode,
+    encode,
+    encode_one,
+    headers_text,
+    parse_headers,
+)
 
 
 def _ints(bits: int) -> st.SearchStrategy[int]:
@@ -135,3 +144,58 @@ def test_empty_stream_is_no_messages() -> None:
 def test_a_header_that_cannot_be_framed_is_refused(header: Header) -> None:
     with pytest.raises(ValueError, match="header"):
         encode_one(Message((header,), b""))
+
+
+def _unsayable(header: Header) -> bool:
+    """A header one ``name: value`` line cannot hold."""
+    name, value = header.name, header.value
+    return bool(
+        # A typed header's line reads "name (type): value": a name ending in ":" breaks it too.
+        ": " in (name if header.type == "string" else f"{name} (")
+        or "\n" in name
+        or (header.type == "string" and "\n" in str(value))
+        or (
+            header.type == "string"
+            and re.fullmatch(r".* \((bool|byte|short|int|long|bytes|timestamp|uuid)\)", name, re.S)
+        )
+    )
+
+
+@given(st.lists(_HEADERS, max_size=6).map(tuple))
+def test_headers_as_lines_read_back_exactly_or_are_declined(headers: tuple[Header, ...]) -> None:
+    text = headers_text(headers)
+    assert (text is None) == any(_unsayable(h) for h in headers)
+    if text is not None:
+        assert parse_headers(text) == headers
+
+
+def test_headers_as_lines() -> None:
+    headers = (
+        Header(":event-type", "string", "chunk"),
+        Header("empty", "string", ""),
+        Header("ok", "bool", True),
+        Header("n", "long", -5),
+        Header("raw", "bytes", b"\xff"),
+    )
+    text = ":event-type: chunk\nempty: \nok (bool): true\nn (long): -5\nraw (bytes): /w==\n"
+    assert headers_text(headers) == text
+    assert parse_headers(text) == headers
+    assert headers_text((Header("a: b", "string", "c"),)) is None
+    assert headers_text((Header("a (int)", "string", "3"),)) is None
+    assert headers_text(()) == ""
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("no separator", "is not 'name: value'"),
+        ("n (int): x", "'x' is not a int value"),
+        ("n (byte): 200", "does not fit a byte"),
+        ("n (uuid): 1234", "is not a uuid value"),
+        ("n (bytes): ***", "is not a bytes value"),
+        ("n (bool): yes", "is not a bool value"),
+    ],
+)
+def test_a_wrong_header_line_is_named(line: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parse_headers(line + "\n")
