@@ -63,8 +63,9 @@ def replay_usage(request: Mapping[str, Any], response: Response) -> Usage:
     documents: list[object] = []
     model_seen = False
     for chunk in response.chunks:
-        if _eventstream.starts_frame(chunk):
-            # An AWS event-stream message: its JSON payload, its usage maybe base64-wrapped.
+        if chunk[:1] == b"\0" and _eventstream.starts_frame(chunk):
+            # An AWS event-stream message (under 16 MB, so its length starts with a zero byte):
+            # its JSON payload, its usage maybe base64-wrapped.
             if b"usage" in chunk or any(needle in chunk for needle in _USAGE_B64):
                 for message in _eventstream.decode(chunk) or ():
                     documents.append(_unwrapped(_json(message.payload)))

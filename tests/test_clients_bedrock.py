@@ -183,6 +183,8 @@ def _record_then_replay(
     everything = "\n".join(outcome.cassettes.values())
     for forbidden in FORBIDDEN:
         assert forbidden.lower() not in everything.lower(), forbidden
+    # The checker for committed cassettes passes what was recorded.
+    assert main(["check", str(suite.path / "cassettes")]) == 0
     return outcome
 
 
