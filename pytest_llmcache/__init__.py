@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ._engine import TestCache
     from ._errors import CacheMiss, ReplayMiss
     from ._exchange import Request, Response
+    from ._fixtures import cached
     from ._settings import Mode, Settings
     from ._stats import Counts
 
@@ -27,6 +28,7 @@ __all__ = [
     "Settings",
     "TestCache",
     "__version__",
+    "cached",
     "cassette",
 ]
 
@@ -41,6 +43,7 @@ _HOMES = {
     "ReplayMiss": "._errors",
     "CacheMiss": "._errors",
     "cassette": "._block",
+    "cached": "._fixtures",
     "TestCache": "._engine",
     "Request": "._exchange",
     "Response": "._exchange",

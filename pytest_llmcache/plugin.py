@@ -220,6 +220,31 @@ def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache 
         engine.end(test)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: Any, request: pytest.FixtureRequest
+) -> Generator[None, Any, Any]:
+    """A session, package, module or class fixture set up for a cached test: its calls go to
+    a cassette of its own (see ``_fixtures``)."""
+    config = request.config
+    settings = config.stash[_SETTINGS]
+    item = getattr(request, "_pyfuncitem", None)
+    if (
+        fixturedef.scope == "function"
+        or settings.mode is Mode.OFF
+        or not isinstance(item, pytest.Item)
+        or not (_wants_cache(item, settings) or _ACTIVATION in getattr(item, "fixturenames", ()))
+    ):
+        return (yield)
+    from ._fixtures import fixture_cache
+
+    engine = _engine(config)
+    with fixture_cache(
+        engine, settings, fixturedef, request, item, lambda i: _command_line_id(i, config)
+    ):
+        return (yield)
+
+
 @pytest.fixture
 def llm_cache(_llm_cache_activation: TestCache | None) -> TestCache:
     """This test's cache: its counts (``llm_cache.counts``) and ``llm_cache.cassette_path``."""
