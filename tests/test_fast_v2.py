@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +33,7 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)),
     max_leaves=8,
 )
-json_styles = st.sampled_from(
+json_styles: st.SearchStrategy[dict[str, Any]] = st.sampled_from(
     [
         {"separators": (",", ":")},
         {"separators": (", ", ": ")},
