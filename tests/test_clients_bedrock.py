@@ -108,6 +108,26 @@ def test_anthropic_bedrock_stream():
     ) as stream:
         events = [event.model_dump() for event in stream]
     save("anthropic_bedrock_stream", events)
+
+
+def test_anthropic_bedrock_async_stream():
+    anthropic = pytest.importorskip("anthropic")
+
+    async def run():
+        client = anthropic.AsyncAnthropicBedrock(
+            aws_access_key=os.environ["AWS_ACCESS_KEY_ID"],
+            aws_secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=os.environ["AWS_SESSION_TOKEN"],
+            aws_region="us-east-1",
+            base_url=BEDROCK,
+            max_retries=1,
+        )
+        async with client.messages.stream(
+            model=CLAUDE, max_tokens=50, messages=[{"role": "user", "content": "async"}]
+        ) as stream:
+            return [text async for text in stream.text_stream]
+
+    save("anthropic_bedrock_async_stream", asyncio.run(run()))
 """
 
 LANGCHAIN_SOURCE = """
@@ -236,13 +256,14 @@ def test_boto3_replay_counts_bedrock_tokens(
 def test_anthropic_bedrock_record_then_replay(
     bedrock_suite: BedrockSuite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    outcome = _record_then_replay(bedrock_suite, monkeypatch, SOURCE + ANTHROPIC_SOURCE, tests=6)
+    outcome = _record_then_replay(bedrock_suite, monkeypatch, SOURCE + ANTHROPIC_SOURCE, tests=7)
     text = "Echo: tell me a story about seven small cats"
     assert outcome.replayed["anthropic_bedrock"]["content"][0]["text"] == text
     events = outcome.replayed["anthropic_bedrock_stream"]
     deltas = [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"]
     assert "".join(deltas) == text
-    assert bedrock_suite.bedrock.count("/invoke-with-response-stream") == 2
+    assert "".join(outcome.replayed["anthropic_bedrock_async_stream"]) == "Echo: async"
+    assert bedrock_suite.bedrock.count("/invoke-with-response-stream") == 3
 
 
 @pytest.mark.skipif(
