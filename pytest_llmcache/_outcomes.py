@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ._paths import cassette_path
-from ._settings import Settings
+from ._settings import Settings, resolve_test_options
 
 __all__ = ["Outcomes", "module_folder"]
 
@@ -54,6 +54,16 @@ class Outcomes:
                 )
             )
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        for fixturedefs in definitions.values():
+            if fixturedefs and fixturedefs[-1].scope != "function":
+                # Its fixtures' cassettes too, wherever their files are.
+                from ._fixtures import fixture_cassette
+
+                options = resolve_test_options(settings, {}, [])
+                path, _ = fixture_cassette(
+                    fixturedefs[-1], None, options, settings.cassette_dir, item.config.rootpath
+                )
+                self.protected_folders.add(str(path.parent))
         config_fixture = definitions.get("llm_cache_config")
         if config_fixture and len(config_fixture) > 1:
             # A conftest's llm_cache_config may name its cassette: keep its whole folder.

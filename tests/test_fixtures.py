@@ -188,3 +188,29 @@ def test_cached_on_something_else_is_a_clear_error() -> None:
         pytest_llmcache.cached(tll=5)
     with pytest.raises(ValueError, match=r"ttl"):
         pytest_llmcache.cached(ttl="soon")
+
+
+def test_prune_keeps_the_cassette_of_a_fixture_whose_tests_were_skipped(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fixture lives in the test module: its cassette is in the folder prune looks in.
+    suite.write(
+        "test_corpus.py",
+        CONFTEST
+        + """
+@pytest.mark.llm_cache
+@pytest.mark.skipif(bool(os.environ.get("LATER")), reason="not today")
+def test_uses_corpus(corpus):
+    assert corpus[0] == 2
+
+@pytest.mark.llm_cache
+def test_other():
+    pass
+""",
+    )
+    suite.run("--llm-cache=record").assert_outcomes(passed=2)
+    before = suite.cassettes()
+    assert list(before) == ["cassettes/test_corpus/fixture.corpus.yaml"]
+    monkeypatch.setenv("LATER", "1")
+    suite.run("--llm-cache-prune").assert_outcomes(passed=1, skipped=1)
+    assert suite.cassettes() == before
