@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ._block import cassette
     from ._cassette import Cassette, CassetteError, Entry
     from ._engine import TestCache
-    from ._errors import CacheMiss, ReplayMiss
+    from ._errors import CacheMiss, CacheRefusal, ReplayMiss
     from ._exchange import Request, Response
     from ._fixtures import cached
     from ._settings import Mode, Settings
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CacheMiss",
+    "CacheRefusal",
     "Cassette",
     "CassetteError",
     "Counts",
@@ -42,6 +43,7 @@ _HOMES = {
     "Entry": "._cassette",
     "ReplayMiss": "._errors",
     "CacheMiss": "._errors",
+    "CacheRefusal": "._errors",
     "cassette": "._block",
     "cached": "._fixtures",
     "TestCache": "._engine",

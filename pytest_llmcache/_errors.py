@@ -26,3 +26,8 @@ class ReplayMiss(Failed, CacheMiss):
 
 class CacheRefusal(ReplayMiss):
     """A call refused before anything was sent: from a finished test, or to a blocked host."""
+
+
+# Reports name an exception by its module: these are public as ``pytest_llmcache.<name>``.
+for _public in (CacheMiss, ReplayMiss, CacheRefusal):
+    _public.__module__ = "pytest_llmcache"

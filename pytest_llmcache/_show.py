@@ -87,6 +87,8 @@ def _stream(chunks: object, label: str) -> list[str]:
         if "sse" in item:
             for event in item["sse"] or []:
                 events.append(_sse_event(event))
+        elif "event" in item:
+            events.append(_aws_event(item["event"]))
         elif "text" in item:
             events.append(f"text     {_cut(_compact(item['text']))}")
         elif "base64" in item:
@@ -108,7 +110,7 @@ def _sse_event(event: object) -> str:
     if "data" in event:
         delta = _delta(data)
         if delta is not None:
-            shown = "delta " + _compact(delta)
+            shown = _delta_text(delta)
         else:
             shown = data if isinstance(data, str) else _compact(data)
     else:
@@ -127,6 +129,50 @@ def _delta(data: object) -> object:
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         return choices[0].get("delta")
     return None
+
+
+def _delta_text(delta: object) -> str:
+    """What a delta adds: its text, its tool-call fragment, or (else) the delta itself."""
+    if isinstance(delta, str):
+        return f"text {_compact(delta)}"  # Responses API: the delta is the text
+    if isinstance(delta, dict):
+        for name in ("content", "text", "thinking"):
+            if isinstance(delta.get(name), str) and delta[name]:
+                return f"text {_compact(delta[name])}"
+        if isinstance(delta.get("partial_json"), str):  # Anthropic tool input
+            return f"tool input {_compact(delta['partial_json'])}"
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list) and calls and isinstance(calls[0], dict):
+            parts = []
+            for call in calls:
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    called = function.get("name")
+                    fragment = function.get("arguments") or ""
+                    head = f"[{call.get('index', 0)}]" + (f" {called}" if called else "")
+                    parts.append(f"{head} {_compact(fragment)}" if fragment else head)
+            return "tool call " + "; ".join(parts)
+    return "delta " + _compact(delta)
+
+
+def _aws_event(event: object) -> str:
+    """An AWS event-stream message: its event type and its payload."""
+    if not isinstance(event, dict):
+        return _cut(str(event))
+    headers = str(event.get("headers") or "")
+    kind = next(
+        (line.split(": ", 1)[1] for line in headers.splitlines() if line.startswith(":event-type")),
+        "event",
+    )
+    if "json" in event:
+        shown = _compact(event["json"])
+    elif "text" in event:
+        shown = _compact(event["text"])
+    elif "base64" in event:
+        shown = f"binary {_binary_size(event['base64'])} bytes"
+    else:
+        shown = ""
+    return f"{kind:<8} {_cut(shown)}"
 
 
 def _compact(value: object) -> str:

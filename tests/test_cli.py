@@ -132,7 +132,7 @@ def test_show_prints_request_response_and_stream_events(tree: Path) -> None:
     assert "    content-type: text/event-stream\n" in out
     assert "  body: stream of 3 events in 3 chunks\n" in out
     assert '    1. message  delta {"role":"assistant"}\n' in out
-    assert '    2. message  delta {"content":"Echo: Hi"}\n' in out
+    assert '    2. message  text "Echo: Hi"\n' in out
     assert "    3. message  [DONE]\n" in out
 
 

@@ -175,3 +175,11 @@ def test_help_lists_the_options(suite: Suite) -> None:
 
 def test_markers_lists_llm_cache(suite: Suite) -> None:
     suite.run("--markers").stdout.fnmatch_lines(["@pytest.mark.llm_cache(ttl=None, cassette=*"])
+
+
+def test_a_miss_has_a_public_name_in_the_short_summary(suite: Suite) -> None:
+    suite.write("test_chat.py", chat_test())
+    result = suite.run("-rf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_chat.py::test_chat - pytest_llmcache.ReplayMiss: *"])
+    assert "_errors" not in result.stdout.str()
