@@ -36,9 +36,10 @@ TESTS: dict[str, tuple[str, ...]] = {
     "_engine": ("tests/test_engine.py",),
     "_key": ("tests/test_key.py",),
     "_secrets": ("tests/test_secrets.py", "tests/test_secrets_property.py"),
-    # make_entry and is_transient are tested with the secrets; the engine's tests store
-    # real recordings through them.
+    # make_entry is also tested with the secrets; the engine's tests store real recordings
+    # through it.
     "_capture": (
+        "tests/test_capture.py",
         "tests/test_secrets.py",
         "tests/test_secrets_property.py",
         "tests/test_engine.py",
@@ -114,7 +115,8 @@ def run(module: str, jobs: int, show: bool) -> Result:
     """Mutation-test ``module`` and collect its verdicts."""
     work = prepare(module)
     mutmut = mutmut_command()
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # LLM_CACHE_MUTATION: property tests draw fewer examples, the same ones for every mutant.
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "LLM_CACHE_MUTATION": "1"}
     env.pop("LLM_CACHE_MODE", None)  # the tests choose their own mode
     log = work / "mutmut.log"
     print(f"{module}: mutating {PACKAGE}/{module}.py, testing with {' '.join(TESTS[module])}")

@@ -232,6 +232,41 @@ def test_key_is_stable_hex() -> None:
 
 
 @pytest.mark.parametrize(
+    ("request_", "options", "expected"),
+    [
+        pytest.param(
+            post(b'{"model":"m","n":1}'),
+            KeyOptions(),
+            "3a92b53eee345ffd3105eba80d8da283",
+            id="json",
+        ),
+        pytest.param(
+            post(b"", (), "https://h.example/v1/models", "get"),
+            KeyOptions(),
+            "d7165533a06d6df9a16ca046415a4fba",
+            id="get-no-body",
+        ),
+        pytest.param(
+            post(b"{}", (*JSON, ("x-api-key", "test-key-one-0123456789")), "https://h.example/v1"),
+            KeyOptions(match_api_key=True),
+            "17bd9795eadc55e8c31473ee88f026ae",
+            id="api-key",
+        ),
+        pytest.param(
+            post(b"{}", url="https://h.example/v1"),
+            KeyOptions(match_api_key=True),
+            "2b7ee7521da0b5fdaf9262d8deafda1b",
+            id="api-key-absent",
+        ),
+    ],
+)
+def test_key_is_pinned(request_: Request, options: KeyOptions, expected: str) -> None:
+    # Cassettes store these keys: a change to the canonical form that does not bump
+    # KEY_VERSION (and migrate) would turn every recorded entry into a miss.
+    assert request_key(request_, options) == expected
+
+
+@pytest.mark.parametrize(
     ("headers_a", "headers_b", "match", "equal"),
     [
         pytest.param((("x-region", "eu"),), (("x-region", "us"),), (), True, id="unmatched"),
@@ -291,11 +326,15 @@ def _changed(**changes: object) -> dict[str, object]:
         pytest.param(("metadata.run",), _changed(metadata__keep=False), False, id="nested-other"),
         pytest.param(("messages.0.id",), _changed(messages__0__id="y"), True, id="list-index"),
         pytest.param(("messages.0.id",), _changed(messages__1__id="y"), False, id="other-index"),
+        pytest.param(("messages.1.id",), _changed(messages__0__id="y"), False, id="earlier-index"),
+        pytest.param(("messages.1",), _changed(messages__0__id="y"), False, id="earlier-item"),
         pytest.param(("messages.*.id",), _changed(messages__1__id="y"), True, id="star-list"),
         pytest.param(("messages.*.id",), _changed(messages__1__content="y"), False, id="star-o"),
         pytest.param(("*.run",), _changed(metadata__run=5), True, id="star-dict"),
         pytest.param(("messages.1",), _changed(messages__1="anything"), True, id="drop-item"),
         pytest.param(("messages.9.id",), _changed(user="x"), False, id="index-out-of-range"),
+        pytest.param(("messages.2.id",), _changed(user="x"), False, id="index-just-past-end"),
+        pytest.param(("messages.2",), _changed(user="x"), False, id="item-just-past-end"),
         pytest.param(("nope.deeper",), _changed(user="x"), False, id="missing-path"),
         pytest.param(("user", "metadata"), _changed(user="a", metadata=1), True, id="several"),
     ],
@@ -364,6 +403,9 @@ def test_match_api_key(make: Callable[[str], Request]) -> None:
             "https://s3.example:443/o",
         ),
         ("https://h.example/t?client_secret=1&password=2&page=3", "https://h.example:443/t?page=3"),
+        # No default port is assumed for other schemes, nor a host for a URL without one.
+        ("wss://h.example/v1/realtime", "wss://h.example:0/v1/realtime"),
+        ("unix:///var/run/api.sock", "unix://:0/var/run/api.sock"),
     ],
 )
 def test_canonical_url(url: str, expected: str) -> None:
@@ -376,10 +418,41 @@ def test_canonical_url(url: str, expected: str) -> None:
         ("multipart/form-data; boundary=abc", "multipart/form-data"),
         ("Application/JSON ; charset=utf-8", "application/json"),
         ("text/plain", "text/plain"),
+        ("multipart/form-data; boundary=abc; charset=utf-8", "multipart/form-data"),
     ],
 )
 def test_media_type(content_type: str, expected: str) -> None:
     assert media_type(content_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        pytest.param(b"", "application/json", b"", id="empty"),
+        pytest.param(b'{"b":1, "a":2}', None, b'{"a":2,"b":1}', id="object-untyped"),
+        pytest.param(b'[{"b":1, "a":2}]', "text/plain", b'[{"a":2,"b":1}]', id="array-as-text"),
+        pytest.param(b' {"b":1,\n"a":2}', "application/json", b'{"a":2,"b":1}', id="json-type"),
+        pytest.param(b"1.0", "application/vnd.api+json", b"1", id="json-number"),
+        pytest.param(b"1.0", "text/plain", b"1.0", id="number-as-text"),
+        pytest.param(b"hello", None, b"hello", id="plain"),
+        pytest.param(b"{not json", "application/json", b"{not json", id="broken-json"),
+        pytest.param(
+            b'{"b":"\xed\xa0\xbd", "a":1}',
+            "application/json",
+            b'{"a":1,"b":"\xed\xa0\xbd"}',
+            id="raw-lone-surrogate",
+        ),
+        pytest.param(
+            b'{"api_key":"k-1","n":1}',
+            "application/json",
+            b'{"api_key":"<redacted>","n":1}',
+            id="credential-field",
+        ),
+    ],
+)
+def test_canonical_body(body: bytes, content_type: str | None, expected: bytes) -> None:
+    headers = () if content_type is None else (("content-type", content_type),)
+    assert canonical_body(Request("POST", URL, headers, body)) == expected
 
 
 def test_json_with_lone_surrogate_escape_has_a_key() -> None:
@@ -402,6 +475,33 @@ def test_a_mixed_case_multipart_boundary_is_normalized() -> None:
     assert request_key(upload("WebKitFormBoundaryAbC123")) == request_key(
         upload("WebKitFormBoundaryXyZ789")
     )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "boundary"),
+    [
+        pytest.param("multipart/form-data;boundary={}", "b-1", id="no-space"),
+        # Edge characters a looser unquoting would eat too.
+        pytest.param('multipart/form-data; boundary="{}"', "Xb=1X", id="quoted-with-equals"),
+        pytest.param("multipart/form-data; charset=utf-8; boundary={}", "b-1", id="second-param"),
+        pytest.param("multipart/mixed; BOUNDARY={}", "b-1", id="name-case"),
+    ],
+)
+def test_multipart_boundary_found_in_any_spelling(content_type: str, boundary: str) -> None:
+    def upload(boundary: str) -> Request:
+        body = (
+            f'--{boundary}\r\ncontent-disposition: form-data; name="f"\r\n\r\nutf-8\r\n'
+            f"--{boundary}--\r\n"
+        ).encode()
+        return Request(
+            "POST", "http://x/upload", (("content-type", content_type.format(boundary)),), body
+        )
+
+    other = boundary.replace("1", "2")
+    assert upload(boundary).body != upload(other).body
+    assert request_key(upload(boundary)) == request_key(upload(other))
+    assert canonical_body(upload(boundary)) == canonical_body(upload(other))
+    assert canonical_body(upload(boundary)).startswith(b"--BOUNDARY\r\n")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import gzip
 import json
 import zlib
@@ -32,9 +33,13 @@ from pytest_llmcache._secrets import (
     is_secret_param,
     is_secret_request_header,
     mask_secrets,
+    multipart_boundary,
+    redact_fields,
+    redact_multipart,
     redact_url,
     scrub,
     stored_url,
+    unredacted_fields,
 )
 
 FAKE_OPENAI = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
@@ -66,6 +71,9 @@ NOW = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=timezone.utc)
         ),
         pytest.param(
             "a=tok-12345678&b=tok-12345678", {"tok-12345678"}, "a=<redacted>&b=<redacted>", id="all"
+        ),
+        pytest.param(
+            "x a-secret-1 y", ["secret-1", "a-secret-1"], "x <redacted> y", id="longest-sorts-first"
         ),
         pytest.param({"a": 1.5, "b": True}, ["1.5"], {"a": 1.5, "b": True}, id="non-strings"),
         pytest.param({"a": "nothing here"}, [], {"a": "nothing here"}, id="no-secrets"),
@@ -121,6 +129,9 @@ SIGV4 = (
     "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE0123/20240501/us-east-1/bedrock/aws4_request, "
     "SignedHeaders=host;x-amz-date, Signature=0123456789abcdef0123456789abcdef"
 )
+BASIC_COLON = "Basic " + base64.b64encode(b"alice-user:pass:word-22").decode()
+# Valid base64 once the "*" is dropped: a lenient decoder would find user and password in it.
+NOT_BASE64 = "Basic " + "dXNl*ci1uYW1lOnBhc3Mtd29yZA=="
 FORM = (
     b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
     b'--XyZ\r\nContent-Disposition: form-data; name="client_secret"\r\n\r\nform-secret-9876'
@@ -185,6 +196,73 @@ FORM = (
             ),
             {"form-secret-9876"},
             id="multipart-fields",
+        ),
+        pytest.param(
+            Request(
+                "POST",
+                "https://h/v1",
+                (("content-type", "text/plain"),),
+                b' {"a":[{"apiKey":"untyped-key-1"}]}',
+            ),
+            {"untyped-key-1"},
+            id="json-fields-untyped",
+        ),
+        pytest.param(
+            Request("POST", "https://h/v1", (), b"api_key=not-json-123"),
+            set(),
+            id="plain-body",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1?key=a%2Fb%20c-secret", (), b""),
+            {"a/b c-secret", "a%2Fb%20c-secret", "a%2Fb+c-secret"},
+            id="query-each-escaping",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1", (("x-api-key", "8-chars!"),), b""),
+            {"8-chars!"},
+            id="just-long-enough",
+        ),
+        pytest.param(
+            Request(
+                "GET",
+                "https://h/v1",
+                (
+                    ("authorization", "Token tok-12345678"),
+                    ("proxy-authorization", "ApiKey apikey-1234"),
+                    ("x-goog-api-key", "KEY key-12345678"),
+                ),
+                b"",
+            ),
+            {
+                "Token tok-12345678",
+                "tok-12345678",
+                "ApiKey apikey-1234",
+                "apikey-1234",
+                "KEY key-12345678",
+                "key-12345678",
+            },
+            id="schemes",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1", (("authorization", BASIC_COLON),), b""),
+            {
+                BASIC_COLON,
+                BASIC_COLON[6:],
+                "alice-user:pass:word-22",
+                "alice-user",
+                "pass:word-22",
+            },
+            id="basic-colon-in-password",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1", (("authorization", NOT_BASE64),), b""),
+            {NOT_BASE64, NOT_BASE64[6:]},
+            id="basic-not-base64",
+        ),
+        pytest.param(
+            Request("GET", "https://h/v1", (("cookie", "a=first-cookie-1;b=abc=def12345"),), b""),
+            {"a=first-cookie-1;b=abc=def12345", "first-cookie-1", "abc=def12345"},
+            id="cookies",
         ),
     ],
 )
@@ -814,3 +892,238 @@ def test_a_key_shaped_test_id_is_refused() -> None:
             secrets=(),
             test=f"test_x.py::test_x[{FAKE_GROQ}]",
         )
+
+
+# -- multipart forms, stored bodies and URLs that do not parse ------------------------------------
+
+
+def _part(name: str, value: str, newline: str = "\r\n") -> str:
+    return f'--B{newline}Content-Disposition: form-data; name="{name}"{newline * 2}{value}{newline}'
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "found"),
+    [
+        pytest.param(
+            _part("model", "m") + _part("api_key", "crlf-secret-1") + "--B--\r\n",
+            _part("model", "m") + _part("api_key", REDACTED) + "--B--\r\n",
+            ["crlf-secret-1"],
+            id="crlf",
+        ),
+        pytest.param(
+            _part("api_key", "lf-secret-1", "\n")
+            + _part("password", "lf-secret-2", "\n")
+            + _part("model", "m", "\n")
+            + "--B--\n",
+            _part("api_key", REDACTED, "\n")
+            + _part("password", REDACTED, "\n")
+            + _part("model", "m", "\n")
+            + "--B--\n",
+            ["lf-secret-1", "lf-secret-2"],
+            id="lf-only",
+        ),
+        pytest.param(
+            _part("password", "line-1\r\n\r\nline-2") + "--B--\r\n",
+            _part("password", REDACTED) + "--B--\r\n",
+            ["line-1\r\n\r\nline-2"],
+            id="blank-line-in-value",
+        ),
+        pytest.param(
+            '--B\r\nContent-Disposition: form-data; name="api_key"\r\n'
+            + _part("password", "after-headless-1")
+            + "--B--\r\n",
+            '--B\r\nContent-Disposition: form-data; name="api_key"\r\n'
+            + _part("password", REDACTED)
+            + "--B--\r\n",
+            ["after-headless-1"],
+            id="part-without-blank-line",
+        ),
+        pytest.param(
+            '--B\nContent-Disposition: form-data; name="api_key"\n'
+            + _part("password", "after-headless-2", "\n")
+            + "--B--\n",
+            '--B\nContent-Disposition: form-data; name="api_key"\n'
+            + _part("password", REDACTED, "\n")
+            + "--B--\n",
+            ["after-headless-2"],
+            id="lf-part-without-blank-line",
+        ),
+        pytest.param(
+            _part("password", REDACTED) + "--B--\r\n",
+            _part("password", REDACTED) + "--B--\r\n",
+            [],
+            id="already-redacted",
+        ),
+        pytest.param(
+            _part("password", "") + "--B--\r\n",
+            _part("password", REDACTED) + "--B--\r\n",
+            [""],
+            id="empty-value",
+        ),
+        pytest.param("no form at all", "no form at all", [], id="no-delimiter"),
+        pytest.param(
+            _part("password", "lf-1\n\nlf-2", "\n") + "--B--\n",
+            _part("password", REDACTED, "\n") + "--B--\n",
+            ["lf-1\n\nlf-2"],
+            id="lf-blank-line-in-value",
+        ),
+        pytest.param(
+            '--B\r\nContent-Type: text/plain\r\n\r\nkeep; name="password"\r\n'
+            + _part("password", "named-1")
+            + "--B--",
+            '--B\r\nContent-Type: text/plain\r\n\r\nkeep; name="password"\r\n'
+            + _part("password", REDACTED)
+            + "--B--",
+            ["named-1"],
+            id="unnamed-part-and-no-final-newline",
+        ),
+    ],
+)
+def test_redact_multipart(body: str, expected: str, found: list[str]) -> None:
+    assert redact_multipart(body.encode(), "B") == (expected.encode(), found)
+
+
+def test_redact_multipart_bytes_that_are_not_utf8() -> None:
+    # Boundaries come from a header (so may hold escaped bytes); names and values are bytes.
+    body = (
+        b'--B\xff\r\nContent-Disposition: form-data; name="pass\xffword"\r\n\r\npw-1\r\n'
+        b'--B\xff\r\nContent-Disposition: form-data; name="api_key"\r\n\r\nk-\xff2\r\n'
+        b"--B\xff--\r\n"
+    )
+    assert redact_multipart(body, "B\udcff") == (
+        body.replace(b"pw-1", REDACTED.encode()).replace(b"k-\xff2", REDACTED.encode()),
+        ["pw-1", "k-\ufffd2"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "redacted", "found"),
+    [
+        pytest.param(
+            {"a": [{"token": "t-1", "n": {"password": "p-1"}}], "m": "x"},
+            {"a": [{"token": REDACTED, "n": {"password": REDACTED}}], "m": "x"},
+            ["t-1", "p-1"],
+            id="any-depth",
+        ),
+        pytest.param(
+            [{"secret": REDACTED}, {"api_key": 5, "password": {"type": "string"}}],
+            [{"secret": REDACTED}, {"api_key": 5, "password": {"type": "string"}}],
+            [],
+            id="only-new-strings",
+        ),
+    ],
+)
+def test_redact_fields(data: object, redacted: object, found: list[str]) -> None:
+    data = copy.deepcopy(data)  # changed in place: the parameter must stay as written
+    assert redact_fields(data) == found
+    assert data == redacted
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("multipart/form-data; boundary=XyZ", "XyZ"),
+        ('Multipart/Form-Data; charset=utf-8; Boundary="a=b c"', "a=b c"),
+        ("multipart/mixed;boundary=q", "q"),
+        ("multipart/form-data; boundary=", None),
+        ("multipart/form-data", None),
+        ("application/json; boundary=XyZ", None),
+    ],
+)
+def test_multipart_boundary(content_type: str, expected: str | None) -> None:
+    assert multipart_boundary(content_type) == expected
+
+
+STORED_FORM = (
+    b'--BOUNDARY\r\nContent-Disposition: form-data; name="model"\r\n\r\nm\r\n'
+    b'--BOUNDARY\r\nContent-Disposition: form-data; name="api_key"\r\n\r\nform-key-1\r\n'
+    b"--BOUNDARY--\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        pytest.param(
+            b'{"a":{"api_key":"k-1"},"password":"<redacted>","l":[{"token":"t"}]}',
+            "application/json",
+            ["a.api_key", "l[0].token"],
+            id="json",
+        ),
+        pytest.param(b'{"password":"<redacted>"}', "", [], id="json-redacted-untyped"),
+        pytest.param(b'{"password":"p"}', "text/plain", ["password"], id="object-untyped"),
+        pytest.param(b'\n[{"token":"t"}]', "", ["[0].token"], id="array-untyped"),
+        pytest.param(STORED_FORM, "multipart/form-data", ["api_key"], id="stored-form"),
+        pytest.param(STORED_FORM, "", ["api_key"], id="stored-form-untyped"),
+        pytest.param(
+            STORED_FORM.replace(b"BOUNDARY", b"XyZ"),
+            "Multipart/Form-Data; boundary=XyZ",
+            ["api_key"],
+            id="form-with-its-boundary",
+        ),
+        pytest.param(
+            STORED_FORM.replace(b"form-key-1", REDACTED.encode()),
+            "multipart/form-data",
+            [],
+            id="form-redacted",
+        ),
+        pytest.param(b"password=pw-1", "text/plain", [], id="text"),
+    ],
+)
+def test_unredacted_fields(body: bytes, content_type: str, expected: list[str]) -> None:
+    assert unredacted_fields(body, content_type) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "expected"),
+    [
+        pytest.param({"a": [FAKE_OPENAI]}, "response.body", "response.body.a[0]", id="mapping"),
+        pytest.param(FAKE_OPENAI, "test", "test", id="string"),
+        pytest.param({FAKE_OPENAI: 1}, "headers", "headers", id="mapping-key"),
+    ],
+)
+def test_find_key_shape_under_a_path(value: object, path: str, expected: str) -> None:
+    assert find_key_shape(value, path) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "stored"),
+    [
+        pytest.param(
+            "https://h/v1?key=query-key-1&alt=sse",
+            "https://h/v1?key=<redacted>&alt=sse",
+            "https://h/v1?key=%3Credacted%3E&alt=sse",
+            id="query-only",
+        ),
+        pytest.param("https://bob:pw-1@h/v1", "https://h/v1", "https://h/v1", id="userinfo-only"),
+        pytest.param("https://h/v1?", "https://h/v1?", "https://h/v1?", id="as-sent"),
+        pytest.param("https://h/v1?key=", "https://h/v1?key=", "https://h/v1?key=", id="empty"),
+        pytest.param(
+            "https://h/v1?key=abc=def",
+            "https://h/v1?key=<redacted>",
+            "https://h/v1?key=%3Credacted%3E",
+            id="equals-in-value",
+        ),
+        pytest.param(
+            "https://h/v1?a=1&&key",
+            "https://h/v1?a=1&&key",
+            "https://h/v1?a=1&&key",
+            id="bare-names",
+        ),
+        pytest.param(
+            "https://h/v1?api%5Fkey=k-1&x=%3D",
+            "https://h/v1?api%5Fkey=<redacted>&x=%3D",
+            "https://h/v1?api%5Fkey=%3Credacted%3E&x=%3D",
+            id="escaped-name",
+        ),
+        pytest.param(
+            f"https://bob:pw-1@[::1/v1/{FAKE_OPENAI}",
+            "https://[::1/v1/sk-pro...",
+            f"https://[::1/v1/{FAKE_OPENAI}",
+            id="unparsable",
+        ),
+    ],
+)
+def test_redact_url_and_stored_url(url: str, shown: str, stored: str) -> None:
+    assert redact_url(url) == shown
+    assert stored_url(url) == stored

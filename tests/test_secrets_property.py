@@ -9,6 +9,7 @@ example, allowed or not. Key-shaped strings here are fakes.
 from __future__ import annotations
 
 import json
+import os
 import string
 from datetime import datetime, timezone
 from pathlib import Path
@@ -170,11 +171,21 @@ def exchanges(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(
-    max_examples=100,
+# Mutation testing reruns this test for every mutant: fewer examples there, the same ones
+# each time and none replayed from a previous run, so a mutant's verdict is repeatable.
+UNDER_MUTATION = os.environ.get("LLM_CACHE_MUTATION") == "1"
+_COMMON = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+EXAMPLES = (
+    settings(_COMMON, max_examples=25, derandomize=True, database=None)
+    if UNDER_MUTATION
+    else settings(_COMMON, max_examples=100)
+)
+
+
+@EXAMPLES
 @given(exchange=exchanges())
 def test_a_recorded_file_passes_check_and_holds_no_planted_secret(
     tmp_path: Path, exchange: dict[str, Any]
