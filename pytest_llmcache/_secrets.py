@@ -241,16 +241,18 @@ def _form_values(body: bytes, boundary: bytes) -> Iterator[tuple[str, int, int]]
     position = body.find(delimiter)
     while position >= 0:
         start = position + len(delimiter)
-        following = body.find(delimiter, start)
-        if following < 0 or body[start : start + 2] == b"--":
+        if body[start : start + 2] == b"--":
             return
-        blank = body.find(b"\r\n\r\n", start, following)
+        following = body.find(delimiter, start)
+        # A last part with no closing delimiter (a body cut short) still holds a value.
+        part_end = following if following >= 0 else len(body)
+        blank = body.find(b"\r\n\r\n", start, part_end)
         gap = 4
         if blank < 0:
-            blank, gap = body.find(b"\n\n", start, following), 2
+            blank, gap = body.find(b"\n\n", start, part_end), 2
         if blank >= 0:
             named = _PART_NAME.search(body, start, blank)
-            end = following
+            end = part_end
             for newline in (b"\r\n", b"\n"):
                 if body.endswith(newline, blank + gap, end):
                     end -= len(newline)
@@ -458,12 +460,19 @@ def stored_url(url: str) -> str:
     try:
         split = urlsplit(url)
     except ValueError:
-        return _USERINFO.sub("", url)
+        return _redact_unparsed(url, quote(REDACTED, safe=""))
     netloc = split.netloc.rpartition("@")[2]
     query = _redact_query(split.query, quote(REDACTED, safe=""))
     if netloc == split.netloc and query == split.query:
         return url
     return split._replace(netloc=netloc, query=query).geturl()
+
+
+def _redact_unparsed(url: str, placeholder: str) -> str:
+    # A URL urlsplit refuses (a bad IPv6 host) still loses its userinfo and credentials.
+    head, question, rest = _USERINFO.sub("", url).partition("?")
+    query, hash_, fragment = rest.partition("#")
+    return head + question + _redact_query(query, placeholder) + hash_ + fragment
 
 
 def _redact_query(query: str, placeholder: str) -> str:
@@ -484,7 +493,7 @@ def redact_url(url: str) -> str:
     try:
         split = urlsplit(url)
     except ValueError:
-        return _mask_key_shapes(_USERINFO.sub("", url))
+        return _mask_key_shapes(_redact_unparsed(url, REDACTED))
     netloc = split.netloc.rpartition("@")[2]
     query = _redact_query(split.query, REDACTED)
     if netloc != split.netloc or query != split.query:

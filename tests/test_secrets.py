@@ -1127,3 +1127,16 @@ def test_find_key_shape_under_a_path(value: object, path: str, expected: str) ->
 def test_redact_url_and_stored_url(url: str, shown: str, stored: str) -> None:
     assert redact_url(url) == shown
     assert stored_url(url) == stored
+
+
+def test_a_url_urlsplit_refuses_still_loses_its_credentials() -> None:
+    url = "https://user:pass-123456@[::1/x?key=abc123456&q=1#frag"
+    assert stored_url(url) == "https://[::1/x?key=%3Credacted%3E&q=1#frag"
+    assert redact_url(url) == "https://[::1/x?key=<redacted>&q=1#frag"
+
+
+def test_the_last_part_of_a_multipart_body_cut_short_is_redacted_too() -> None:
+    body = b'--B\r\nContent-Disposition: form-data; name="password"\r\n\r\ncut-short-1'
+    redacted, found = redact_multipart(body, "B")
+    assert found == ["cut-short-1"]
+    assert redacted.endswith(b"\r\n\r\n<redacted>")
