@@ -117,11 +117,13 @@ def entries(draw: st.DrawFn) -> Entry:
 
 
 def _slices(text: str) -> list[str]:
-    """Each entry's text, as the version 2 reader finds it."""
+    """Each entry's text, as the version 2 reader finds it (none if it reads the file whole:
+    a line break YAML knows and Python's lines do not, such as U+2028, makes it do so)."""
     found = []
     for entry in read(text, Path("c.yaml")):
         source = entry.source
-        assert source.text is not None, "the writer's layout is always found"
+        if source.text is None:
+            return []
         found.append(source.text[source.start : source.end])
     return found
 
@@ -131,7 +133,7 @@ def _slices(text: str) -> list[str]:
 def test_the_fast_reader_agrees_with_pyyaml_or_declines(made: list[Entry]) -> None:
     text = render(made)
     slices = _slices(text)
-    assert len(slices) == len(made)
+    assert len(slices) in (0, len(made))
     for piece in slices:
         piece = piece if piece.endswith("\n") else piece + "\n"
         expected = _yaml.load(piece)
@@ -151,6 +153,7 @@ def test_ordinary_entries_are_read_by_the_fast_reader() -> None:
     assert files
     for path in files:
         text = path.read_text("utf-8")
+        assert _slices(text), "the writer's layout is found"
         for piece in _slices(text):
             piece = piece if piece.endswith("\n") else piece + "\n"
             fast = read_entry(piece)
