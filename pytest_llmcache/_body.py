@@ -40,9 +40,10 @@ STREAM_TYPES = (
     "application/x-ndjson",
     "application/jsonl",
     "application/vnd.amazon.eventstream",
+    "application/x-llm-cache-websocket",
 )
-"""Media types stored chunk by chunk (an AWS event stream: frame by frame); other bodies are
-stored whole."""
+"""Media types stored chunk by chunk (an AWS event stream: frame by frame; a WebSocket
+session: message by message); other bodies are stored whole."""
 
 
 def is_stream_type(content_type: str | None) -> bool:

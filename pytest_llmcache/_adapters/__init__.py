@@ -29,6 +29,7 @@ _ADAPTERS: tuple[tuple[str, str, bool], ...] = (
     ("urllib3", "._urllib3", False),
     ("http.client", "._http_client", False),
     ("aiohttp", "._aiohttp", False),
+    ("websockets", "._websockets", False),
     ("socket", "._socket", False),
     # Last: it follows the methods patched above. vcrpy imported later copies the patched
     # methods by itself, so an installed but unused vcrpy is never imported here.
