@@ -292,7 +292,9 @@ def test_bad_marker_values_fail_the_test_naming_the_keyword(
     assert expected in out
 
 
-def test_function_fixtures_are_cached_and_session_fixtures_are_not(suite: Suite) -> None:
+def test_function_fixtures_go_to_the_test_and_session_fixtures_to_their_own(
+    suite: Suite,
+) -> None:
     suite.write("helpers.py", CALL)
     suite.write(
         "test_scopes.py",
@@ -315,7 +317,11 @@ def test_function_fixtures_are_cached_and_session_fixtures_are_not(suite: Suite)
         """,
     )
     suite.run("--llm-cache=record").assert_outcomes(passed=1)
-    (text,) = suite.cassettes().values()
+    files = suite.cassettes()
+    text = files["cassettes/test_scopes/test_it.yaml"]
     assert "function setup" in text
     assert "session setup" not in text
+    assert "session setup" in files["cassettes/test_scopes/fixture.warmed.yaml"]
+    before = suite.upstream()
     suite.run().assert_outcomes(passed=1)
+    assert suite.upstream() == before
