@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _body, _events_v2, _fast_v2, _yaml
+from . import _body, _events_v2, _fast_v2, _frames_v2, _yaml
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Response
 
@@ -54,6 +54,7 @@ _FIELDS = (
     "response_sse",
     "response_sse_eol",
     "response_events",
+    "response_frames",
     "response_chunks",
 )
 _KNOWN = frozenset(_FIELDS)
@@ -113,6 +114,9 @@ def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
         events = _events_v2.render(stored["chunks"])
         if events is not None:
             return {f"{side}_events": events}
+        frames = _frames_v2.render(stored["chunks"])
+        if frames is not None:
+            return {f"{side}_frames": frames}
         chunks = _body.decode_chunks(stored["chunks"])
         stream = _sse_text(chunks)
         if stream is not None:
@@ -426,7 +430,7 @@ def _stored_body(data: dict[str, Any], side: str, where: object) -> dict[str, An
         return {"base64": _text(data, f"{side}_base64", where)}
     if f"{side}_events" in data:
         return {"chunks": [{"event": event} for event in _events(data, side, where)]}
-    if f"{side}_sse" in data or f"{side}_chunks" in data:
+    if f"{side}_sse" in data or f"{side}_chunks" in data or f"{side}_frames" in data:
         return {"chunks": _body.encode_chunks(_chunks(data, side, where))}
     return {}
 
@@ -446,6 +450,8 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
         return tuple(event.encode() for event in events)
     if f"{side}_events" in data:
         return tuple(_body.decode_event(event) for event in _events(data, side, where))
+    if f"{side}_frames" in data:
+        return tuple(_frames(data, side, where))
     if f"{side}_chunks" in data:
         items = data[f"{side}_chunks"]
         if not isinstance(items, list):
@@ -483,6 +489,18 @@ def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, An
         return f"{where} {field} item {number}"
 
     return _events_v2.read(data[field], f"{where}: {field}", place)
+
+
+def _frames(data: dict[str, Any], side: str, where: object) -> list[bytes]:
+    """The stored chunks of a WebSocket session (:mod:`._frames_v2`), each checked."""
+    field = f"{side}_frames"
+
+    def place(number: int) -> str:
+        if isinstance(where, _Where):
+            return where.item(field, number)
+        return f"{where} {field} item {number}"
+
+    return _frames_v2.read(data[field], f"{where}: {field}", place)
 
 
 def _text(data: dict[str, Any], name: str, where: object) -> str:

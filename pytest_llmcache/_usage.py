@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _eventstream
 from ._exchange import Response
@@ -51,6 +51,9 @@ def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usag
         event = chunk.get("event")
         if isinstance(event, Mapping):
             documents.append(_unwrapped(event.get("json")))
+        text = chunk.get("text")
+        if isinstance(text, str) and text.startswith('{"from":"server"') and "usage" in text:
+            documents.append(_unwrapped(_json(text.encode())))
     return _usage(request, documents)
 
 
@@ -72,7 +75,7 @@ def replay_usage(request: Mapping[str, Any], response: Response) -> Usage:
             continue
         if chunk[:1] in (b"{", b"["):
             if b"usage" in chunk or b"model" in chunk:
-                documents.append(_json(chunk))
+                documents.append(_unwrapped(_json(chunk)))
             continue
         wanted = b"usage" in chunk or (not model_seen and b'"model"' in chunk)
         if not wanted:
@@ -86,7 +89,11 @@ def replay_usage(request: Mapping[str, Any], response: Response) -> Usage:
 
 
 def _unwrapped(document: object) -> object:
-    """A Bedrock stream event's model event, decoded from its ``bytes``; others as they are."""
+    """A Bedrock stream event's model event, decoded from its ``bytes``; a WebSocket server
+    message (Realtime's ``response.done``), decoded from its text; others as they are."""
+    if isinstance(document, Mapping) and document.get("from") == "server":
+        text = document.get("text")
+        return _json(text.encode()) if isinstance(text, str) else None
     if isinstance(document, Mapping) and isinstance(document.get("bytes"), str):
         try:
             return _json(base64.b64decode(document["bytes"], validate=True))
@@ -146,7 +153,9 @@ def _model(request: Mapping[str, Any], documents: list[object]) -> str:
     parts = urlsplit(str(request.get("url") or "")).path.split("/")
     if len(parts) == 4 and parts[1] == "model" and parts[2]:
         return unquote(parts[2])
-    return ""
+    # The Realtime API names it in the WebSocket URL: /v1/realtime?model=...
+    models = parse_qs(urlsplit(str(request.get("url") or "")).query).get("model")
+    return models[0] if models else ""
 
 
 def price_of(usage: Usage, prices: Iterable[tuple[str, float, float]]) -> float | None:
