@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -67,9 +68,10 @@ def _canonical_parts(request: Request, options: KeyOptions) -> list[bytes]:
     return parts
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_url(url: str) -> str:
     """Scheme, host and port normalized, query sorted; userinfo and secret query parameters
-    dropped."""
+    dropped. (A suite calls the same few endpoints again and again: each is worked out once.)"""
     split = urlsplit(url)
     scheme = split.scheme.lower()
     host = (split.hostname or "").lower()
