@@ -116,8 +116,14 @@ def _response(options: dict[str, Any]) -> list[str]:
     for word in words:
         for kind in ("response.output_text.delta", "response.text.delta"):
             replies.append(
-                _event(kind, response_id="resp_1", item_id="item_1", output_index=0,
-                       content_index=0, delta=word + " ")
+                _event(
+                    kind,
+                    response_id="resp_1",
+                    item_id="item_1",
+                    output_index=0,
+                    content_index=0,
+                    delta=word + " ",
+                )
             )
     usage = {"total_tokens": 7 + len(words), "input_tokens": 7, "output_tokens": len(words)}
     done = {**response, "status": "completed", "output": [], "usage": usage}

@@ -277,10 +277,10 @@ class Peer:
                 )
             self._next += 1
             return self._server_frames(closing=True)
-        if expected is None or (expected.side == "server" and expected.kind == "close"):
+        if expected is None or expected.kind == "close":
             self._fail(
                 f"the client sent {live.describe()} as message {number}, past the end of the "
-                f"recording ({len(self._frames)} messages)",
+                f"recording (its messages end with message {number - 1})",
                 frame=number,
             )
         if expected.side != "client" or expected.kind != live.kind or expected.data != live.data:
@@ -316,7 +316,10 @@ class Peer:
                 if expected.side == "server"
                 else f"the client send {expected.describe()}"
             )
-            return f"the client sent {live.describe()} as message {number}, where the recording has {wanted}"
+            return (
+                f"the client sent {live.describe()} as message {number}, "
+                f"where the recording has {wanted}"
+            )
         recorded = Request("WS", self._request.url, (), expected.data)
         now = Request("WS", self._request.url, (), live.data)
         lines = diff_requests(recorded, now) or ["body: differs"]
@@ -336,6 +339,7 @@ class Peer:
         )
         # Kept by the test too: it fails even if the client library swallows the error.
         test.messages.append(message)
+        test.counts.missed += 1
         self.ended = True
         raise ReplayMiss(message)
 
