@@ -125,6 +125,7 @@ def test_a_parametrized_module_fixture_gets_a_cassette_per_param_and_cached_sets
 
 def test_an_async_session_fixture_under_pytest_asyncio(suite: Suite) -> None:
     pytest.importorskip("pytest_asyncio")
+    suite.write("pytest.ini", "[pytest]\nasyncio_default_fixture_loop_scope = session\n")
     suite.write(
         "test_async_fixture.py",
         """
