@@ -93,8 +93,11 @@ class FakeRealtime:
             if isinstance(message, bytes):
                 await connection.send(message)
                 continue
-            event = json.loads(message)
-            kind = event.get("type")
+            try:
+                event = json.loads(message)
+            except ValueError:
+                event = {}
+            kind = event.get("type") if isinstance(event, dict) else None
             if kind == "session.update":
                 session = {**session, **event.get("session", {})}
                 await connection.send(_event("session.updated", session=session))

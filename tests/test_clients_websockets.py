@@ -8,6 +8,7 @@ message when the client's messages part from the recording.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -227,3 +228,97 @@ def test_a_key_in_a_client_message_is_refused(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*holds a value shaped like an API key*"])
     assert "0123456789abcdefghijklmnop" not in "\n".join(realtime_suite.cassettes().values())
+
+
+AIOHTTP_SOURCE = """
+REALTIME = os.environ["REALTIME_URL"]
+
+
+def test_aiohttp_ws():
+    import aiohttp
+
+    async def session():
+        received = []
+        headers = {"Authorization": f"Bearer {API_KEY}", "OpenAI-Beta": "realtime=v1"}
+        async with aiohttp.ClientSession() as http:
+            url = REALTIME + "/realtime?model=fake-rt"
+            async with http.ws_connect(url, headers=headers) as ws:
+                received.append(await ws.receive_str())
+                say = {"instructions": os.environ.get("SAY", "two words")}
+                await ws.send_str(json.dumps({"type": "response.create", "response": say}))
+                while True:
+                    message = await ws.receive_str()
+                    received.append(message)
+                    if json.loads(message)["type"] == "response.done":
+                        break
+                await ws.send_bytes(bytes(range(256)) * 300)
+                received.append((await ws.receive_bytes()).hex())
+                await ws.send_str("plain text")
+                received.append(await ws.receive_str())
+                await ws.close()
+                received.append(ws.close_code)
+        return received
+
+    save("aiohttp", asyncio.run(session()))
+"""
+
+
+@pytest.fixture
+def aiohttp_recorded(realtime_suite: RealtimeSuite, monkeypatch: pytest.MonkeyPatch) -> Outcome:
+    """The aiohttp scenario recorded, then replayed with no connection."""
+    pytest.importorskip("aiohttp")
+    return record_then_replay(realtime_suite, monkeypatch, AIOHTTP_SOURCE, tests=1)
+
+
+def test_aiohttp_session_replays_the_same_messages_with_no_connection(
+    aiohttp_recorded: Outcome,
+) -> None:
+    aiohttp_recorded.same()
+    received = aiohttp_recorded.replayed["aiohttp"]
+    # session.created, response.created, 2 words x 2 deltas, response.done, binary, echo, code.
+    assert len(received) == 10
+    assert json.loads(received[0])["type"] == "session.created"
+    assert received[7] == (bytes(range(256)) * 300).hex()
+    assert json.loads(received[8]) == {"type": "echo", "event_id": "evt_echo", "text": "plain text"}
+    assert received[-1] == 1000
+    text = aiohttp_recorded.cassettes["cassettes/test_scenarios/test_aiohttp_ws.yaml"]
+    assert "GET ws://127.0.0.1:" in text
+    assert "response_frames:\n  - from: server\n" in text
+    assert "  - from: client\n    base64: AAECAwQF" in text
+    assert "  - from: client\n    text: plain text\n" in text
+    assert "    close: 1000\n" in text
+    assert "sec-websocket-key" not in text
+    assert API_KEY not in text
+
+
+def test_aiohttp_changed_client_message_fails_naming_it(
+    aiohttp_recorded: Outcome, realtime_suite: RealtimeSuite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAY", "two birds")
+    result = run(realtime_suite, "-k", "aiohttp_ws")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*does not follow its recording: message 2 (sent by the client) differs*",
+            '*response.instructions: "two words" -> "two birds"*',
+            "*message:  2*",
+        ]
+    )
+    assert realtime_suite.upstream() == aiohttp_recorded.upstream
+
+
+def test_a_corrupt_frame_in_the_file_is_refused_naming_file_and_line(
+    aiohttp_recorded: Outcome, realtime_suite: RealtimeSuite
+) -> None:
+    name = "cassettes/test_scenarios/test_aiohttp_ws.yaml"
+    path = realtime_suite.path / name
+    text = path.read_text("utf-8")
+    lines = text.splitlines(keepends=True)
+    # The client's binary message gets a payload that is not base64.
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith("    base64: AAEC"))
+    lines[number - 1] = "    base64: not base64!\n"
+    path.write_text("".join(lines), "utf-8")
+    result = run(realtime_suite, "-k", "aiohttp_ws")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*test_aiohttp_ws.yaml:{number - 1}*base64 is not valid*"])
+    assert realtime_suite.upstream() == aiohttp_recorded.upstream

@@ -7,6 +7,11 @@ and response parsing left in place. A replay gets a connection to an in-memory s
 sends the stored response as HTTP/1.1 bytes, one HTTP chunk per stored chunk, each in its own
 turn of the event loop, so a reader sees the chunks as a server would send them. A recording
 gets the real connection, with the response bytes watched on their way to aiohttp.
+
+A WebSocket handshake (``ClientSession.ws_connect``) is a session: replayed, its socket's
+other end is a :class:`~._ws_session.Peer`, so aiohttp's own handshake and frame parsing run
+as they do live; recorded, the live socket's bytes are read both ways as messages
+(:class:`~._ws_session.WireTap`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .._engine import Recording
 from .._exchange import Request, Response
 from ._http11 import ResponseReader, render
 from ._swap import is_swapped, swap
+from ._ws_session import Peer, WireTap, handshake_request
 
 __all__ = ["patch"]
 
@@ -42,6 +48,8 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         test = current()
         if test is None or is_handling():
             return await original(self, req, *args, **kwargs)
+        if req.headers.get("upgrade", "").lower() == "websocket":
+            return await _websocket(self, req, args, kwargs)
         decision = test.decide(await _request(req))
         head = req.method.upper() == "HEAD"
         if isinstance(decision, Response):
@@ -57,6 +65,26 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
             decision.finish_failed()
             raise
         _Tap(connection.transport, connection.protocol, decision, head=head)
+        return connection
+
+    async def _websocket(self: Any, req: Any, args: Any, kwargs: Any) -> Any:
+        test = current()
+        assert test is not None
+        request = handshake_request(str(req.url), req.headers.items())
+        decision = test.decide(request)
+        if isinstance(decision, Response):
+            loop = asyncio.get_running_loop()
+            protocol = replay_handler_cls(loop)
+            peer = Peer(test, request, decision)
+            protocol.connection_made(_PeerSocket(protocol, peer, loop))
+            return connection_cls(_NoPool(), req.connection_key, protocol, loop)
+        try:
+            with handling():
+                connection = await original(self, req, *args, **kwargs)
+        except BaseException:
+            decision.finish_failed()
+            raise
+        _SessionTap(connection.transport, connection.protocol, WireTap(decision))
         return connection
 
     return swap([(connector_cls, "connect", connect)])
@@ -214,6 +242,83 @@ class _ReplaySocket(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """No socket, peer or TLS details: there is no network."""
         return default
+
+
+class _PeerSocket(_ReplaySocket):
+    """An in-memory socket whose other end is a replayed WebSocket server: what aiohttp
+    writes goes to the peer, whose answer comes back on the next turn of the event loop."""
+
+    def __init__(self, protocol: asyncio.Protocol, peer: Peer, loop: asyncio.AbstractEventLoop):
+        super().__init__(protocol, [], loop)
+        self._peer = peer
+
+    def write(self, data: Any) -> None:
+        """The client's bytes: answered by the peer (a miss raises here, in the sender)."""
+        if self.is_closing():
+            return
+        out = self._peer.receive(bytes(data))
+        if out:
+            self._pieces.append(out)
+            self._schedule()
+        if self._peer.ended:
+            # The server's last bytes go first, then the connection ends, as from a socket.
+            self._loop.call_soon(self._end)
+
+    def writelines(self, list_of_data: Any) -> None:
+        """Several writes in one."""
+        self.write(b"".join(list_of_data))
+
+    def _end(self) -> None:
+        if self._pieces and not self.is_closing():
+            self._loop.call_soon(self._end)
+            return
+        self.close()
+
+
+class _SessionTap(asyncio.Protocol):
+    """Stands between a live socket and aiohttp for a whole WebSocket session, reading the
+    bytes that pass both ways (the socket is never pooled again, so it stays in place)."""
+
+    def __init__(self, transport: Any, protocol: Any, wire: WireTap) -> None:
+        self._protocol = protocol
+        self._wire = wire
+        write, writelines = transport.write, transport.writelines
+
+        def written(data: Any) -> None:
+            wire.client(bytes(data))
+            write(data)
+
+        def lines_written(list_of_data: Any) -> None:
+            chunks = [bytes(chunk) for chunk in list_of_data]
+            wire.client(b"".join(chunks))
+            writelines(chunks)
+
+        # On the instance: only this connection's writes are read.
+        transport.write, transport.writelines = written, lines_written
+        transport.set_protocol(self)
+
+    def data_received(self, data: bytes) -> None:
+        """The server's bytes: read, then passed on."""
+        self._wire.server(data)
+        self._protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        """The server closed its side."""
+        result: bool | None = self._protocol.eof_received()
+        return result
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection ended: the session is stored."""
+        self._wire.finish()
+        self._protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """Flow control of the client's writes: aiohttp's business."""
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        """Flow control of the client's writes: aiohttp's business."""
+        self._protocol.resume_writing()
 
 
 class _Tap(asyncio.Protocol):

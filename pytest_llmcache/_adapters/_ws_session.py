@@ -20,6 +20,7 @@ import hashlib
 import json
 import struct
 import threading
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NoReturn
@@ -31,7 +32,7 @@ from .._exchange import Headers, Request, Response
 from .._messages import call, command
 from .._secrets import mask_secrets
 
-__all__ = ["CONTENT_TYPE", "Frame", "Peer", "Tap", "handshake_request"]
+__all__ = ["CONTENT_TYPE", "Frame", "Peer", "Tap", "WireTap", "handshake_request"]
 
 CONTENT_TYPE = "application/x-llm-cache-websocket"
 """The content type of a recorded session's 101 response (never sent to the client)."""
@@ -51,6 +52,17 @@ _CONNECTION_HEADERS = frozenset(
         "content-type",
         "content-length",
         "transfer-encoding",
+    }
+)
+# Handshake request headers a library adds for the connection itself (the key is random):
+# never part of the stored request.
+_HANDSHAKE_HEADERS = frozenset(
+    {
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
     }
 )
 
@@ -106,7 +118,11 @@ class Frame:
 
 def handshake_request(url: str, headers: Iterable[tuple[str, str]]) -> Request:
     """The request a session is keyed by: ``GET`` of its URL with the handshake's headers."""
-    pairs = tuple((str(name).lower(), str(value)) for name, value in headers)
+    pairs = tuple(
+        (name, str(value))
+        for name, value in ((str(n).lower(), v) for n, v in headers)
+        if name not in _HANDSHAKE_HEADERS
+    )
     return Request("GET", url, pairs, b"")
 
 
@@ -171,6 +187,102 @@ class Tap:
     def failed(self) -> None:
         """The handshake failed: store nothing."""
         self._recording.finish_failed()
+
+
+class WireTap:
+    """Reads a live session's bytes, both ways, for a :class:`Tap`.
+
+    For a library whose frames are only seen as bytes on the socket: each side's bytes start
+    with its half of the HTTP handshake, then frames (the client's masked). Messages
+    compressed with ``permessage-deflate`` are stored as they were before compression.
+    """
+
+    def __init__(self, recording: Recording) -> None:
+        self.tap = Tap(recording)
+        self._buffers = {"client": bytearray(), "server": bytearray()}
+        self._opened: set[str] = set()
+        self._deflate = False
+        self._inflaters: dict[str, zlib._Decompress] = {}
+        self._compressed: set[str] = set()
+        self._failed = False
+
+    def client(self, data: bytes) -> None:
+        """Bytes the client wrote."""
+        self._feed("client", data)
+
+    def server(self, data: bytes) -> None:
+        """Bytes the server sent."""
+        self._feed("server", data)
+
+    def finish(self) -> None:
+        """The connection ended: store the session, unless its handshake failed."""
+        if not self._failed and "server" in self._opened:
+            self.tap.finish()
+        elif not self._failed:
+            self._failed = True
+            self.tap.failed()
+
+    def _feed(self, side: str, data: bytes) -> None:
+        if self._failed:
+            return
+        buffer = self._buffers[side]
+        buffer += data
+        if side not in self._opened:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(buffer[: end + 4])
+            del buffer[: end + 4]
+            self._opened.add(side)
+            if side == "server" and not self._handshake(head):
+                return
+        while buffer:
+            rsv1 = bool(buffer[0] & 0x40)
+            parsed = _parse_frame(buffer)
+            if parsed is None:
+                break
+            opcode, fin, payload, size = parsed
+            del buffer[:size]
+            if opcode in (TEXT, BINARY, CONTINUATION):
+                payload = self._inflate(side, opcode, rsv1, fin, payload)
+            self.tap.frame(side, opcode, payload, fin)
+
+    def _handshake(self, head: bytes) -> bool:
+        """Read the server's answer; a refused handshake stores nothing."""
+        lines = head.decode("latin-1").split("\r\n")
+        status = lines[0].split(" ")
+        headers = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if colon:
+                headers.append((name.strip(), value.strip()))
+        if len(status) < 2 or status[1] != "101":
+            self._failed = True
+            self.tap.failed()
+            return False
+        self.tap.headers = tuple(headers)
+        self._deflate = any(
+            n.lower() == "sec-websocket-extensions" and "permessage-deflate" in v.lower()
+            for n, v in headers
+        )
+        return True
+
+    def _inflate(self, side: str, opcode: int, rsv1: bool, fin: bool, payload: bytes) -> bytes:
+        if not self._deflate:
+            return payload
+        if opcode != CONTINUATION and rsv1:
+            self._compressed.add(side)
+        elif opcode != CONTINUATION:
+            self._compressed.discard(side)
+        if side not in self._compressed:
+            return payload
+        # One inflater a side for the whole session: it reads messages compressed with or
+        # without context takeover alike.
+        inflater = self._inflaters.setdefault(side, zlib.decompressobj(-zlib.MAX_WBITS))
+        data = inflater.decompress(payload)
+        if fin:
+            data += inflater.decompress(b"\x00\x00\xff\xff")
+        return data
 
 
 class Peer:
