@@ -138,7 +138,9 @@ class Engine:
         """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
         cached = self._usage.get(id(entry))
         if cached is None or cached[0] is not entry:
-            cached = self._usage[id(entry)] = (entry, replay_usage(entry.request, response))
+            # The request is decoded only if the answer does not name its model.
+            usage = replay_usage(lambda: entry.request, response)
+            cached = self._usage[id(entry)] = (entry, usage)
         usage = cached[1]
         with self._lock:
             self.stats.add_saving(usage, entry.duration)

@@ -21,7 +21,10 @@ __all__ = ["ENABLED", "read_entry"]
 
 ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 
-_FIELD = re.compile(r"  ([a-z_]+): ?(.*)")
+_FIELD_LINE = re.compile(r"^  ([a-z_]+):(?: (.*))?$", re.M)
+# A line inside a block that is neither empty nor indented four spaces.
+_NOT_CONTENT = re.compile(r"^(?!    |$)", re.M)
+_SPACES_ONLY = re.compile(r"^ +$", re.M)
 _KEY = re.compile(r"[0-9a-f]{1,64}")
 _INT = re.compile(r"[1-9][0-9]{0,17}|0")
 _FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
@@ -38,17 +41,17 @@ _NAMES = frozenset(
 # A node id: "::" rules out every type a plain YAML scalar could be read as.
 _NODE_ID = re.compile(r"[A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*")
 _BLOCKS = frozenset({"|", "|-", "|+"})
-_YAML_BREAKS = re.compile("[\r\x85\u2028\u2029\ufeff]")
+_YAML_BREAKS = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")
 
 
 def read_entry(text: str) -> dict[str, Any] | None:
     """The fields of one entry (``- key: ...`` and the lines after it), or ``None``."""
-    if _YAML_BREAKS.search(text):
+    if any(character in text for character in _YAML_BREAKS):
         return None  # YAML breaks lines at these too; our writer quotes them with escapes
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    first = lines[0]
+    if not text.endswith("\n"):
+        text += "\n"
+    line_end = text.find("\n")
+    first = text[:line_end]
     if not first.startswith("- key: "):
         return None
     key = first[7:]
@@ -57,59 +60,52 @@ def read_entry(text: str) -> dict[str, Any] | None:
     if not _KEY.fullmatch(key):
         return None
     data: dict[str, Any] = {"key": key}
-    index = 1
-    count = len(lines)
-    while index < count:
-        match = _FIELD.fullmatch(lines[index])
-        if match is None:
-            return None
-        name, raw = match.groups()
+    # Every line after the first is a field ("  name: value") or a block's content (indented
+    # four spaces, or empty): found with one search, checked with another, cut with slices.
+    headers = list(_FIELD_LINE.finditer(text, line_end + 1))
+    position = line_end + 1
+    for number, match in enumerate(headers):
+        if match.start() != position:
+            return None  # something between two fields that is no block content
+        name, raw = match.group(1), match.group(2) or ""
         if name in data:
             return None
-        index += 1
+        after = match.end() + 1
+        until = headers[number + 1].start() if number + 1 < len(headers) else len(text)
         if raw in _BLOCKS:
-            value, index = _block(lines, index, raw)
+            value = _block(text[after:until], raw)
             if value is None:
                 return None
             data[name] = value
-            continue
-        value = _scalar(name, raw)
-        if value is None:
-            return None
-        data[name] = value
+        else:
+            if after != until:
+                return None
+            value = _scalar(name, raw)
+            if value is None:
+                return None
+            data[name] = value
+        position = until
+    if position != len(text):
+        return None
     return data
 
 
-def _block(lines: list[str], index: int, header: str) -> tuple[str | None, int]:
-    """A literal block's text, read from ``index``; and the index of the line after it."""
-    content: list[str] = []
-    count = len(lines)
-    while index < count:
-        line = lines[index]
-        if line.startswith("    "):
-            content.append(line[4:])
-        elif line == "":
-            content.append("")
-        elif line.strip() == "":
-            return None, index  # spaces only: let YAML decide what they mean
-        else:
-            break
-        index += 1
+def _block(content: str, header: str) -> str | None:
+    """A literal block's text from its lines (each indented four spaces, or empty)."""
+    if _NOT_CONTENT.search(content) or _SPACES_ONLY.search(content):
+        return None  # a line of fewer spaces, or of spaces only: let YAML decide
     # YAML finds a block's indentation from its first non-empty line: more than four spaces
     # there would be read differently (our writer then adds an indentation indicator).
-    first = next((line for line in content if line), None)
-    if first is None or first.startswith(" "):
-        return None, index
-    trailing = 0
-    while content and content[-1] == "":
-        content.pop()
-        trailing += 1
-    body = "\n".join(content)
+    stripped = content.lstrip("\n")
+    if not stripped or stripped.startswith("     "):
+        return None
+    body = ("\n" + content).replace("\n    ", "\n")[1:]
+    kept = body.rstrip("\n")
     if header == "|":
-        return body + "\n", index
+        return kept + "\n"
     if header == "|-":
-        return body, index
-    return body + "\n" + "\n" * trailing, index
+        return kept
+    return kept + "\n" * (len(body) - len(kept))
 
 
 def _scalar(name: str, raw: str) -> Any:

@@ -91,7 +91,9 @@ def _summary_lines(engine: Engine, audit: Audit | None) -> list[str]:
             "refresh them: pytest --llm-cache=auto"
         )
     if audit.unused and not (audit.pruned or audit.deleted):
-        listed = [f"{engine.display(Path(p))} {key}" for p, key in audit.unused]
+        # Only the lines shown are worked out: a large cassette may leave thousands unused.
+        shown = [f"{engine.display(Path(p))} {key}" for p, key in audit.unused[:_MAX_LISTED]]
+        listed = shown + [""] * (len(audit.unused) - len(shown))
         lines += _listed("unused entries (no passing test replayed them):", listed, counted=False)
         lines.append("remove them: pytest --llm-cache-prune (after a complete run)")
     for path, removed in audit.pruned:

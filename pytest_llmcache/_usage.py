@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -57,11 +57,14 @@ def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usag
     return _usage(request, documents)
 
 
-def replay_usage(request: Mapping[str, Any], response: Response) -> Usage:
+def replay_usage(
+    request: Mapping[str, Any] | Callable[[], Mapping[str, Any]], response: Response
+) -> Usage:
     """:func:`entry_usage` read from the bytes replayed, as fast as a replay needs it.
 
     Only the documents that can hold a usage (or name the model) are parsed: a stream of
-    200 events has its usage in one or two of them.
+    200 events has its usage in one or two of them. ``request`` may be given as a function,
+    called only if the response does not name its model.
     """
     documents: list[object] = []
     model_seen = False
@@ -109,7 +112,9 @@ def _json(data: bytes) -> object:
         return None
 
 
-def _usage(request: Mapping[str, Any], documents: list[object]) -> Usage:
+def _usage(
+    request: Mapping[str, Any] | Callable[[], Mapping[str, Any]], documents: list[object]
+) -> Usage:
     model = _model(request, documents)
     input_tokens = output_tokens = 0
     for document in documents:
@@ -140,12 +145,16 @@ def _first_int(usage: Mapping[str, Any], names: tuple[str, ...]) -> int:
     return 0
 
 
-def _model(request: Mapping[str, Any], documents: list[object]) -> str:
+def _model(
+    request: Mapping[str, Any] | Callable[[], Mapping[str, Any]], documents: list[object]
+) -> str:
     for document in documents:
         if isinstance(document, Mapping):
             for container in (document, document.get("message"), document.get("response")):
                 if isinstance(container, Mapping) and isinstance(container.get("model"), str):
                     return str(container["model"])
+    if callable(request):
+        request = request()
     request_body = (request.get("body") or {}).get("json")
     if isinstance(request_body, Mapping) and isinstance(request_body.get("model"), str):
         return str(request_body["model"])
