@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from . import _body
-from ._cassette import CassetteError, Entry, parse
+from ._cassette import MAX_SIZE, CassetteError, Entry, parse
 from ._secrets import (
     REDACTED,
     allowed_by,
@@ -28,7 +28,6 @@ from ._secrets import (
     mask_secrets,
     unredacted_fields,
 )
-from ._yaml import MAX_SIZE
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _body, _events_v2, _fast_v2, _frames_v2, _yaml
+from . import _body, _events_v2, _fast_v2, _frames_v2
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Response
 
@@ -88,6 +88,8 @@ def _render_entry(entry: Entry) -> str:
     out.update(_body_fields("request", request.get("body") or {}))
     out["response"] = _head(str(response.get("status", "")), response)
     out.update(_body_fields("response", response.get("body") or {}))
+    from . import _yaml  # writing only: a replay reads the writer's entries without it
+
     text = _yaml.dump([out])
     # A block kept with its trailing blank lines (``|+``) makes PyYAML end the document
     # with "...": the next entry follows instead.
@@ -163,6 +165,8 @@ def read(text: str, path: Path) -> list[Entry]:
     if entries is not None:
         return entries
     try:
+        from . import _yaml
+
         data = _yaml.load(text)
     except _yaml.YAMLError as exc:
         raise _yaml_error(path, exc, 0) from None
@@ -272,6 +276,8 @@ class _Source:
             if fast is not None:
                 self.data = fast
                 return fast
+            from . import _yaml
+
             try:
                 loaded = _yaml.load(text)
             except _yaml.YAMLError as exc:
