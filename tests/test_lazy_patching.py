@@ -57,3 +57,32 @@ def test_nothing_is_patched_for_a_run_without_cached_tests(suite: Suite, mode: s
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*PATCHED False*", "*SOCKET False*"])
+
+
+def test_a_replayed_call_never_builds_the_transports_connection_pool(suite: Suite) -> None:
+    pytest.importorskip("openai")
+    suite.write(
+        "test_pool.py",
+        """
+        import os, sys, openai, pytest
+
+        @pytest.mark.llm_cache
+        def test_chat():
+            client = openai.OpenAI(api_key="sk-test", base_url=os.environ["FAKE_URL"] + "/v1")
+            reply = client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "pool"}]
+            )
+            transport = client._client._transport
+            print("POOL", "_pool" in vars(transport), "STACK", "httpcore2" in sys.modules)
+            assert reply.choices[0].message.content == "Echo: pool"
+            client.close()
+        """,
+    )
+    args = ("-p", "pytest_llmcache.plugin", "-p", "no:cacheprovider", "-s")
+    recorded = suite.pytester.runpytest_subprocess(*args, "--llm-cache=record")
+    recorded.assert_outcomes(passed=1)
+    recorded.stdout.fnmatch_lines(["*POOL True STACK True*"])  # built by the live call
+    replayed = suite.pytester.runpytest_subprocess(*args)
+    replayed.assert_outcomes(passed=1)
+    # No SSL context, no connection pool, not even the import of the connection stack.
+    replayed.stdout.fnmatch_lines(["*POOL False STACK False*"])

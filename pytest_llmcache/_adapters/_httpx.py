@@ -16,6 +16,7 @@ from .._current import current, handling, is_handling
 from .._engine import Recording
 from .._exchange import Headers, Request, Response
 from ._http11 import stop_waiting
+from ._lazy import defer
 from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
@@ -67,12 +68,22 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
             raise
         return _recorded(lib, arecord_cls, response, decision)
 
-    return swap(
+    undo_swap = swap(
         [
             (sync_cls, "handle_request", handle_request),
             (async_cls, "handle_async_request", handle_async_request),
         ]
     )
+    # A replayed call never reaches a transport's connection pool: build it when needed.
+    undo_sync = defer(sync_cls, ("close", "__exit__"), ("__enter__",))
+    undo_async = defer(async_cls, ("aclose", "__aexit__"), ("__aenter__",))
+
+    def undo() -> None:
+        undo_async()
+        undo_sync()
+        undo_swap()
+
+    return undo
 
 
 def _request(request: Any) -> Request:
