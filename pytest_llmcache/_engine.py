@@ -52,6 +52,8 @@ class Engine:
         self._normalize = normalize
         self._display_root = display_root or Path.cwd()
         self._cassettes: dict[Path, Cassette] = {}
+        self._owned: set[str] = set()
+        """The cassettes of ``stats.owned``, to find one in constant time."""
         self._secrets: set[str] = set()
         self._usage: dict[int, tuple[Entry, Usage]] = {}
         """Usage by entry id, with the entry kept so that its id is never reused."""
@@ -79,8 +81,10 @@ class Engine:
         wherever pytest is started).
         """
         test = TestCache(self, nodeid, options, path, test_id=test_id)
-        if str(path) not in self.stats.owned:
-            self.stats.owned.append(str(path))
+        name = str(path)
+        if name not in self._owned:
+            self._owned.add(name)
+            self.stats.owned.append(name)
         _current.begin(test)
         return test
 

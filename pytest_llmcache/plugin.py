@@ -7,8 +7,10 @@ tests pays next to nothing for the plugin.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
@@ -191,9 +193,7 @@ def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache 
         return
     markers = [(m.args, m.kwargs) for m in reversed(list(node.iter_markers("llm_cache")))]
     try:
-        options = resolve_test_options(
-            settings, request.getfixturevalue("llm_cache_config"), markers
-        )
+        options = resolve_test_options(settings, _test_config(request), markers)
     except OptionError as exc:
         pytest.fail(f"pytest-llmcache: {node.nodeid}: {exc}", pytrace=False)
     path = cassette_path(
@@ -367,14 +367,28 @@ def _from_invocation_dir(config: pytest.Config, path: str | None) -> str | None:
     return None if path is None else str(config.invocation_params.dir / path)
 
 
+def _test_config(request: pytest.FixtureRequest) -> Any:
+    """The ``llm_cache_config`` fixture's value; ``{}`` without asking pytest when no conftest
+    overrides the plugin's own (pytest's fixture lookup costs more than the rest of a test's
+    set-up)."""
+    definitions = request._fixturemanager.getfixturedefs("llm_cache_config", request.node)
+    if definitions is not None and len(definitions) == 1 and definitions[0].baseid == "":
+        return {}
+    return request.getfixturevalue("llm_cache_config")
+
+
 def _command_line_id(node: pytest.Item, config: pytest.Config) -> str:
     """The node id as it must be typed where pytest was started (the rootdir may differ)."""
     _, sep, rest = node.nodeid.partition("::")
+    return f"{_typed_path(node.path, config.invocation_params.dir)}{sep}{rest}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _typed_path(path: Path, start: Path) -> str:
     try:
-        path = node.path.relative_to(config.invocation_params.dir).as_posix()
+        return path.relative_to(start).as_posix()
     except ValueError:
-        path = str(node.path)
-    return f"{path}{sep}{rest}"
+        return str(path)
 
 
 def _normalizer(config: pytest.Config) -> Any:
