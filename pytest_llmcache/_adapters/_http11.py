@@ -9,6 +9,7 @@ waiting, whether a response its caller left had already ended.
 
 from __future__ import annotations
 
+import select
 import socket
 from http import HTTPStatus
 
@@ -65,12 +66,20 @@ def stop_waiting(sock: object) -> bool:
     if not isinstance(sock, socket.socket):
         return False
     try:
+        # A reader that stops at its end-of-stream event ([DONE]) often closes a moment
+        # before the server's end of the body arrives: a short grace lets it arrive, so such
+        # a stream is stored complete; a server still sending is not waited for.
+        select.select([sock], [], [], _GRACE)
         # The plain socket's shutdown, also for TLS: ``SSLSocket.shutdown`` would drop the
         # TLS layer and let the read see raw records.
         socket.socket.shutdown(sock, socket.SHUT_RD)
-    except OSError:
+    except (OSError, ValueError):
         return False
     return True
+
+
+_GRACE = 0.05
+"""Seconds a stream left early may wait for the end of a body already on its way."""
 
 
 class ResponseReader:
