@@ -453,36 +453,41 @@ def _split(url: str) -> SplitResult | None:
 
 
 def stored_url(url: str) -> str:
-    """``url`` as a cassette stores it: no userinfo, credential parameters ``<redacted>``.
+    """``url`` as a cassette stores it: no userinfo, no credential parameters.
 
     Everything else stays as sent, so the stored URL reads like the live one.
     """
     try:
         split = urlsplit(url)
     except ValueError:
-        return _redact_unparsed(url, quote(REDACTED, safe=""))
+        return _redact_unparsed(url, None)
     netloc = split.netloc.rpartition("@")[2]
-    query = _redact_query(split.query, quote(REDACTED, safe=""))
+    query = _redact_query(split.query, None)
     if netloc == split.netloc and query == split.query:
         return url
     return split._replace(netloc=netloc, query=query).geturl()
 
 
-def _redact_unparsed(url: str, placeholder: str) -> str:
+def _redact_unparsed(url: str, placeholder: str | None) -> str:
     # A URL urlsplit refuses (a bad IPv6 host) still loses its userinfo and credentials.
     head, question, rest = _USERINFO.sub("", url).partition("?")
     query, hash_, fragment = rest.partition("#")
     return head + question + _redact_query(query, placeholder) + hash_ + fragment
 
 
-def _redact_query(query: str, placeholder: str) -> str:
+def _redact_query(query: str, placeholder: str | None) -> str:
+    """The query with each credential parameter's value replaced (``None``: the parameter
+    left out)."""
     if not query:
         return query
     pieces = []
     for piece in query.split("&"):
         name, equals, value = piece.partition("=")
+        if placeholder is None:
+            if is_secret_param(unquote_plus(name)):
+                continue
         # An empty value hides nothing, and leaves an already redacted URL as it is.
-        if equals and value and is_secret_param(unquote_plus(name)):
+        elif equals and value and is_secret_param(unquote_plus(name)):
             piece = f"{name}={placeholder}"
         pieces.append(piece)
     return "&".join(pieces)

@@ -357,7 +357,7 @@ def test_secret_query_params_any_case(name: str) -> None:
     for spelled in (name, name.upper(), name.title()):
         assert is_secret_param(spelled)
         url = f"https://u:p@h/v1?alt=sse&{spelled}=query-secret-1"
-        assert stored_url(url) == f"https://h/v1?alt=sse&{spelled}=%3Credacted%3E"
+        assert stored_url(url) == "https://h/v1?alt=sse"
         assert redact_url(url) == f"https://h/v1?alt=sse&{spelled}=<redacted>"
     assert not is_secret_param("alt")
 
@@ -575,7 +575,7 @@ def test_secret_query_parameters_are_redacted() -> None:
         b"{}",
     )
     made = entry(request=request)
-    assert made.request["url"].endswith("?alt=sse&key=%3Credacted%3E")
+    assert made.request["url"].endswith(":generateContent?alt=sse")
     assert "plain-google-key-123" not in json.dumps(made.to_data())
 
 
@@ -737,7 +737,7 @@ def test_url_userinfo_and_credential_params_are_not_stored() -> None:
         b"",
     )
     made = entry(request=request, secrets=frozenset())
-    assert made.request["url"] == "https://h.example/v1/models?Api_Key=%3Credacted%3E&alt=json"
+    assert made.request["url"] == "https://h.example/v1/models?alt=json"
     text = json.dumps(made.to_data())
     assert "pass-word-123" not in text
     assert "alice" not in text
@@ -1092,28 +1092,28 @@ def test_find_key_shape_under_a_path(value: object, path: str, expected: str) ->
         pytest.param(
             "https://h/v1?key=query-key-1&alt=sse",
             "https://h/v1?key=<redacted>&alt=sse",
-            "https://h/v1?key=%3Credacted%3E&alt=sse",
+            "https://h/v1?alt=sse",
             id="query-only",
         ),
         pytest.param("https://bob:pw-1@h/v1", "https://h/v1", "https://h/v1", id="userinfo-only"),
         pytest.param("https://h/v1?", "https://h/v1?", "https://h/v1?", id="as-sent"),
-        pytest.param("https://h/v1?key=", "https://h/v1?key=", "https://h/v1?key=", id="empty"),
+        pytest.param("https://h/v1?key=", "https://h/v1?key=", "https://h/v1", id="empty"),
         pytest.param(
             "https://h/v1?key=abc=def",
             "https://h/v1?key=<redacted>",
-            "https://h/v1?key=%3Credacted%3E",
+            "https://h/v1",
             id="equals-in-value",
         ),
         pytest.param(
             "https://h/v1?a=1&&key",
             "https://h/v1?a=1&&key",
-            "https://h/v1?a=1&&key",
+            "https://h/v1?a=1&",
             id="bare-names",
         ),
         pytest.param(
             "https://h/v1?api%5Fkey=k-1&x=%3D",
             "https://h/v1?api%5Fkey=<redacted>&x=%3D",
-            "https://h/v1?api%5Fkey=%3Credacted%3E&x=%3D",
+            "https://h/v1?x=%3D",
             id="escaped-name",
         ),
         pytest.param(
@@ -1131,7 +1131,7 @@ def test_redact_url_and_stored_url(url: str, shown: str, stored: str) -> None:
 
 def test_a_url_urlsplit_refuses_still_loses_its_credentials() -> None:
     url = "https://user:pass-123456@[::1/x?key=abc123456&q=1#frag"
-    assert stored_url(url) == "https://[::1/x?key=%3Credacted%3E&q=1#frag"
+    assert stored_url(url) == "https://[::1/x?q=1#frag"
     assert redact_url(url) == "https://[::1/x?key=<redacted>&q=1#frag"
 
 
