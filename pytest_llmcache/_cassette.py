@@ -22,7 +22,16 @@ from . import _format_v1, _format_v2
 from ._entry import CassetteError, Entry
 from ._lock import LockError, cassette_lock
 
-__all__ = ["CASSETTE_VERSION", "Cassette", "CassetteError", "Change", "Entry", "parse", "validate"]
+__all__ = [
+    "CASSETTE_VERSION",
+    "Cassette",
+    "CassetteError",
+    "Change",
+    "Entry",
+    "looks_like_cassette",
+    "parse",
+    "validate",
+]
 
 MAX_SIZE = 64 * 1024 * 1024
 """Largest cassette read, in bytes: far past any recorded suite, short of exhausting memory."""
@@ -244,6 +253,14 @@ def _locked(path: Path) -> Iterator[None]:
             yield
     except LockError as exc:
         raise CassetteError(f"{path}: cannot lock cassette: {exc}") from None
+
+
+def looks_like_cassette(head: bytes) -> bool:
+    """Whether the first bytes of a YAML file have a cassette's top-level fields."""
+    lines = head[:4096].splitlines()
+    return any(line.startswith(b"version:") for line in lines) and any(
+        line.startswith(b"entries:") for line in lines
+    )
 
 
 def read_text(path: Path) -> str:

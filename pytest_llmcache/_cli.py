@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__, _check, _show
-from ._cassette import CASSETTE_VERSION, Cassette, CassetteError, Entry, parse, version_of
+from ._cassette import (
+    CASSETTE_VERSION,
+    Cassette,
+    CassetteError,
+    Entry,
+    looks_like_cassette,
+    parse,
+    version_of,
+)
 from ._secrets import mask_secrets, redact_url
 from ._settings import OptionError, parse_ttl
 
@@ -199,10 +207,7 @@ def _looks_like_cassette(path: Path) -> bool:
             head = handle.read(4096)
     except OSError:
         return True  # unreadable: let the command say so
-    lines = head.splitlines()
-    return any(line.startswith(b"version:") for line in lines) and any(
-        line.startswith(b"entries:") for line in lines
-    )
+    return looks_like_cassette(head)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._cassette import CassetteError, Entry, parse, read_text
+from ._cassette import CassetteError, Entry, looks_like_cassette, parse, read_text
 from ._drift import KINDS, LABELS, classify
 from ._secrets import redact_url
 
@@ -150,7 +150,7 @@ def compare_git(path: Path, revision: str, find: FileFinder) -> list[Difference]
             old: list[Entry] = []
             if name in before:
                 blob = _git_bytes(top, "show", f"{revision}:{name.as_posix()}")
-                if not _looks_like_cassette(blob) and name not in now:
+                if not looks_like_cassette(blob) and name not in now:
                     continue  # other YAML of the repository
                 copy = Path(scratch) / "old.yaml"
                 copy.write_bytes(blob)
@@ -158,13 +158,6 @@ def compare_git(path: Path, revision: str, find: FileFinder) -> list[Difference]
             new = read_cassette(now[name]) if name in now else []
             found += compare_entries(str(top / name), old, new)
     return found
-
-
-def _looks_like_cassette(blob: bytes) -> bool:
-    lines = blob[:4096].splitlines()
-    return any(line.startswith(b"version:") for line in lines) and any(
-        line.startswith(b"entries:") for line in lines
-    )
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -21,7 +21,15 @@ from ._exchange import Request
 from ._key import KEY_HEADERS, canonical_body, canonical_url, media_type
 from ._secrets import credentials, is_secret_request_header, mask_secrets, redact_url, scrub
 
-__all__ = ["Nearest", "diff_requests", "find_nearest", "nearest_message", "stored_request"]
+__all__ = [
+    "Nearest",
+    "diff_requests",
+    "find_nearest",
+    "nearest_message",
+    "pair",
+    "show",
+    "stored_request",
+]
 
 MAX_VALUE = 60
 """Values longer than this many characters are cut, with an ellipsis."""
@@ -109,7 +117,7 @@ def diff_requests(
     if recorded.method.upper() != live.method.upper():
         lines.append(f"method: {recorded.method.upper()} -> {live.method.upper()}")
     if canonical_url(recorded.url) != canonical_url(live.url):
-        lines.append(f"url: {_pair(redact_url(recorded.url), redact_url(live.url))}")
+        lines.append(f"url: {pair(redact_url(recorded.url), redact_url(live.url))}")
     for name in dict.fromkeys((*KEY_HEADERS, *match_headers)):
         if is_secret_request_header(name):
             continue  # never in the key, so never a difference
@@ -117,11 +125,11 @@ def diff_requests(
         if old == new:
             continue
         if old is None:
-            lines.append(f"headers.{name} added: {_show(new)}")
+            lines.append(f"headers.{name} added: {show(new)}")
         elif new is None:
-            lines.append(f"headers.{name} removed (was {_show(old)})")
+            lines.append(f"headers.{name} removed (was {show(old)})")
         else:
-            lines.append(f"headers.{name}: {_pair(old, new)}")
+            lines.append(f"headers.{name}: {pair(old, new)}")
     old_body = canonical_body(recorded, ignore_fields)
     new_body = canonical_body(live, ignore_fields)
     if old_body != new_body:
@@ -129,8 +137,8 @@ def diff_requests(
         if old_json is not _MISSING and new_json is not _MISSING:
             _diff_values(old_json, new_json, "", lines)
         else:
-            old_text = _describe_bytes(old_body) if old_json is _MISSING else _show(old_json)
-            new_text = _describe_bytes(new_body) if new_json is _MISSING else _show(new_json)
+            old_text = _describe_bytes(old_body) if old_json is _MISSING else show(old_json)
+            new_text = _describe_bytes(new_body) if new_json is _MISSING else show(new_json)
             lines.append(f"body: {old_text} -> {new_text}")
     return lines
 
@@ -178,25 +186,25 @@ def _diff_values(old: object, new: object, path: str, lines: list[str]) -> None:
         for key in sorted(set(old) | set(new)):
             child = f"{path}.{key}" if path else str(key)
             if key not in new:
-                lines.append(f"{child}: removed (was {_show(old[key])})")
+                lines.append(f"{child}: removed (was {show(old[key])})")
             elif key not in old:
-                lines.append(f"{child}: added {_show(new[key])}")
+                lines.append(f"{child}: added {show(new[key])}")
             else:
                 _diff_values(old[key], new[key], child, lines)
     elif isinstance(old, list) and isinstance(new, list):
         for i in range(max(len(old), len(new))):
             child = f"{path}[{i}]"
             if i >= len(new):
-                lines.append(f"{child}: removed (was {_show(old[i])})")
+                lines.append(f"{child}: removed (was {show(old[i])})")
             elif i >= len(old):
-                lines.append(f"{child}: added {_show(new[i])}")
+                lines.append(f"{child}: added {show(new[i])}")
             else:
                 _diff_values(old[i], new[i], child, lines)
     elif old != new or type(old) is not type(new):
-        lines.append(f"{path or 'body'}: {_pair(old, new)}")
+        lines.append(f"{path or 'body'}: {pair(old, new)}")
 
 
-def _pair(old: object, new: object) -> str:
+def pair(old: object, new: object) -> str:
     """``old -> new``; two long strings are shown from just before where they part."""
     if isinstance(old, str) and isinstance(new, str):
         common = 0
@@ -207,10 +215,11 @@ def _pair(old: object, new: object) -> str:
         start = max(0, common - _CONTEXT)
         if start and max(len(old), len(new)) > MAX_VALUE:
             return f"{_show_text(old[start:], True)} -> {_show_text(new[start:], True)}"
-    return f"{_show(old)} -> {_show(new)}"
+    return f"{show(old)} -> {show(new)}"
 
 
-def _show(value: object) -> str:
+def show(value: object) -> str:
+    """A value as a one-line diff shows it: JSON, long strings shortened."""
     if isinstance(value, str):
         return _show_text(value, False)
     return _cut(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")))
@@ -258,6 +267,6 @@ def _describe_bytes(data: bytes) -> str:
     if not data:
         return "empty"
     try:
-        return _show(data.decode("utf-8"))
+        return show(data.decode("utf-8"))
     except UnicodeDecodeError:
         return f"{len(data)} bytes"

@@ -26,8 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._diff import _pair as _pair_values
-from ._diff import _show
+from ._diff import pair, show
 from ._entry import Entry
 from ._secrets import redact_url
 
@@ -317,7 +316,7 @@ def _one_line(items: list[str]) -> str:
 
 def _pair(old: Any, new: Any) -> str:
     if old is _ABSENT:
-        return f"added {_show(new)}"
+        return f"added {show(new)}"
     if new is _ABSENT:
-        return f"removed (was {_show(old)})"
-    return _pair_values(old, new)
+        return f"removed (was {show(old)})"
+    return pair(old, new)

@@ -487,26 +487,25 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
 
 def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, Any]]:
     """The stored messages of an AWS event stream (:mod:`._events_v2`), each checked."""
-    field = f"{side}_events"
-
-    def place(number: int) -> str:
-        if isinstance(where, _Where):
-            return where.item(field, number)
-        return f"{where} {field} item {number}"
-
-    return _events_v2.read(data[field], f"{where}: {field}", place)
+    items: list[dict[str, Any]] = _items(data, f"{side}_events", where, _events_v2.read)
+    return items
 
 
 def _frames(data: dict[str, Any], side: str, where: object) -> list[bytes]:
     """The stored chunks of a WebSocket session (:mod:`._frames_v2`), each checked."""
-    field = f"{side}_frames"
+    frames: list[bytes] = _items(data, f"{side}_frames", where, _frames_v2.read)
+    return frames
+
+
+def _items(data: dict[str, Any], field: str, where: object, read: Any) -> Any:
+    """A list field read by its module, whose errors name the item's own line."""
 
     def place(number: int) -> str:
         if isinstance(where, _Where):
             return where.item(field, number)
         return f"{where} {field} item {number}"
 
-    return _frames_v2.read(data[field], f"{where}: {field}", place)
+    return read(data[field], f"{where}: {field}", place)
 
 
 def _text(data: dict[str, Any], name: str, where: object) -> str:

@@ -54,14 +54,14 @@ class Outcomes:
                 )
             )
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        defaults = resolve_test_options(settings, {}, [])
         for fixturedefs in definitions.values():
             if fixturedefs and fixturedefs[-1].scope != "function":
                 # Its fixtures' cassettes too, wherever their files are.
                 from ._fixtures import fixture_cassette
 
-                options = resolve_test_options(settings, {}, [])
                 path, _ = fixture_cassette(
-                    fixturedefs[-1], None, options, settings.cassette_dir, item.config.rootpath
+                    fixturedefs[-1], None, defaults, settings.cassette_dir, item.config.rootpath
                 )
                 self.protected_folders.add(str(path.parent))
         config_fixture = definitions.get("llm_cache_config")

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from ._cassette import MAX_SIZE  # one limit for every reader
+
 __all__ = ["MAX_DEPTH", "MAX_SIZE", "UnsafeYAML", "YAMLError", "dump", "load"]
 
 YAMLError = yaml.YAMLError
@@ -21,7 +23,6 @@ YAMLError = yaml.YAMLError
 MAX_DEPTH = 100
 """Deepest nesting of mappings and lists a cassette may hold; recorded JSON bodies stay near 20."""
 
-from ._cassette import MAX_SIZE  # noqa: E402 - one limit for every reader
 
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

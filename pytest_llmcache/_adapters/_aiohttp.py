@@ -49,43 +49,41 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         if test is None or is_handling():
             return await original(self, req, *args, **kwargs)
         if req.headers.get("upgrade", "").lower() == "websocket":
-            return await _websocket(self, req, args, kwargs)
+            request = handshake_request(str(req.url), req.headers.items())
+            decision = test.decide(request)
+            if isinstance(decision, Response):
+                peer = Peer(test, request, decision)
+                return replayed(req, lambda protocol, loop: _PeerSocket(protocol, peer, loop))
+            connection = await live(self, req, args, kwargs, decision)
+            _SessionTap(connection.transport, connection.protocol, WireTap(decision))
+            return connection
         decision = test.decide(await _request(req))
         head = req.method.upper() == "HEAD"
         if isinstance(decision, Response):
-            loop = asyncio.get_running_loop()
-            protocol = replay_handler_cls(loop)
             pieces = render(decision, head=head)
-            protocol.connection_made(_ReplaySocket(protocol, pieces, loop, decision.past_end))
-            return connection_cls(_NoPool(), req.connection_key, protocol, loop)
-        try:
-            with handling():
-                connection = await original(self, req, *args, **kwargs)
-        except BaseException:
-            decision.finish_failed()
-            raise
+            past_end = decision.past_end
+            return replayed(
+                req, lambda protocol, loop: _ReplaySocket(protocol, pieces, loop, past_end)
+            )
+        connection = await live(self, req, args, kwargs, decision)
         _Tap(connection.transport, connection.protocol, decision, head=head)
         return connection
 
-    async def _websocket(self: Any, req: Any, args: Any, kwargs: Any) -> Any:
-        test = current()
-        assert test is not None
-        request = handshake_request(str(req.url), req.headers.items())
-        decision = test.decide(request)
-        if isinstance(decision, Response):
-            loop = asyncio.get_running_loop()
-            protocol = replay_handler_cls(loop)
-            peer = Peer(test, request, decision)
-            protocol.connection_made(_PeerSocket(protocol, peer, loop))
-            return connection_cls(_NoPool(), req.connection_key, protocol, loop)
+    def replayed(req: Any, socket: Callable[[Any, asyncio.AbstractEventLoop], Any]) -> Any:
+        """A connection to an in-memory socket, through aiohttp's own response handler."""
+        loop = asyncio.get_running_loop()
+        protocol = replay_handler_cls(loop)
+        protocol.connection_made(socket(protocol, loop))
+        return connection_cls(_NoPool(), req.connection_key, protocol, loop)
+
+    async def live(self: Any, req: Any, args: Any, kwargs: Any, recording: Recording) -> Any:
+        """The real connection, for a call being recorded."""
         try:
             with handling():
-                connection = await original(self, req, *args, **kwargs)
+                return await original(self, req, *args, **kwargs)
         except BaseException:
-            decision.finish_failed()
+            recording.finish_failed()
             raise
-        _SessionTap(connection.transport, connection.protocol, WireTap(decision))
-        return connection
 
     return swap([(connector_cls, "connect", connect)])
 
