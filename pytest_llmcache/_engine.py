@@ -8,6 +8,7 @@ so each HTTP library only converts its own objects.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -401,9 +402,15 @@ class Recording:
 
     def finish(self, status: int, headers: Headers, *, cut_short: bool = False) -> None:
         """The body is complete, or the caller left it early (``cut_short``): store the
-        exchange with the chunks read so far (once)."""
+        exchange with the chunks read so far (once).
+
+        A stream left because the run is being interrupted (Ctrl-C on its way out through
+        the reader) was not left by the code under test: it is not stored.
+        """
         if not self._done:
             self._done = True
+            if cut_short and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                return
             self.test.store(self, status, headers, self._chunks, cut_short=cut_short)
 
     def finish_failed(self) -> None:

@@ -211,3 +211,27 @@ def test_a_stream_read_to_its_end_is_complete(
     assert "cut_short" not in text
     suite.run().assert_outcomes(passed=1)
     assert suite.upstream() == 1
+
+
+def test_a_stream_interrupted_by_ctrl_c_is_not_stored(suite: Suite) -> None:
+    suite.write(
+        "test_interrupted.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_interrupted():
+            url = os.environ["FAKE_URL"] + "/slow/v1/chat/completions?events=5&interval=0.2"
+            body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+            with httpx.stream("POST", url, json=body) as response:
+                for _ in response.iter_bytes():
+                    raise KeyboardInterrupt  # Ctrl-C while the stream is read
+        """,
+    )
+    # In a process of its own: the interrupt ends that run, not this one.
+    result = suite.pytester.runpytest_subprocess(
+        "-p", "pytest_llmcache.plugin", "-p", "no:cacheprovider", "--llm-cache=record"
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    # Leaving a stream is the code's choice; an interrupted run is not: nothing is stored.
+    assert all("cut_short" not in text for text in suite.cassettes().values())
