@@ -233,7 +233,9 @@ def test_a_replay_miss_fails_before_anything_is_sent(suite: Suite) -> None:
     assert suite.upstream() == 0
     url = re.escape(suite.provider.url)
     misses = re.findall(
-        rf"no recorded response for POST {url}/v1/chat/completions\n", result.stdout.str()
+        rf"^pytest-llmcache: no recorded response for POST {url}/v1/chat/completions$",
+        result.stdout.str(),
+        flags=re.MULTILINE,
     )
     assert len(misses) == 3
     assert "--llm-cache=record" in result.stdout.str()
