@@ -13,6 +13,10 @@ in a process of its own), then run whole, as a subprocess, in three ways per rou
 
 Cold is as CI runs, from a fresh clone: ``-p no:cacheprovider`` and no bytecode for the test
 files. Warm keeps ``.pytest_cache`` and bytecode between runs (one run fills them first).
+The plugin's own modules are byte-compiled first, as pip does when it installs the package
+from a wheel, so the plugin starts as the SDKs and pytest do (a source checkout installed
+with ``pip install -e`` under ``PYTHONDONTWRITEBYTECODE=1`` compiles it on every run
+instead: ``--no-compile`` measures that).
 Each line gives the floor per call and what replay and live add to it per call, from the
 medians (and the minimums) of the wall times of the rounds. Other installed pytest plugins
 are switched off (PYTEST_DISABLE_PLUGIN_AUTOLOAD) so only this plugin's cost is measured.
@@ -28,6 +32,7 @@ The plugin is used only through pytest's command line and markers. Nothing here 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -350,6 +355,8 @@ class Suite:
             args += ["-p", "no:cacheprovider"]
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             self.forget()
+        else:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
         if variant in ("replay", "live"):
             args += ["-p", "pytest_llmcache.plugin"]
         if variant == "live":
@@ -453,7 +460,12 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated workloads, e.g. W1,W3 (W2 includes W2-one)")
     parser.add_argument("--cold-only", action="store_true")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="leave the plugin's modules without bytecode"
+    )
     args = parser.parse_args()
+    if not args.no_compile:
+        compileall.compile_dir(ROOT / "pytest_llmcache", quiet=1)
     wanted = {name.strip().upper() for name in args.only.split(",")} if args.only else None
     chosen = [
         w for w in WORKLOADS if wanted is None or w.name.upper() in wanted or w.name[:2] in wanted
