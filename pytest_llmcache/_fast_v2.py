@@ -21,10 +21,10 @@ __all__ = ["ENABLED", "read_entry"]
 
 ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 
-_FIELD_LINE = re.compile(r"^  ([a-z_]+):(?: (.*))?$", re.M)
-# A line inside a block that is neither empty nor indented four spaces.
-_NOT_CONTENT = re.compile(r"^(?!    |$)", re.M)
-_SPACES_ONLY = re.compile(r"^ +$", re.M)
+# A field's line, found from the line break before it: "  name:" and its one-line value.
+_FIELD = re.compile(r"\n  ([a-z_]+):(?: ([^\n]*))?(?=\n)")
+# In a block, a line that is neither empty nor indented four spaces, or of spaces only.
+_BAD_LINE = re.compile(r"\n(?: +(?=\n|\Z)|(?!    |\n|\Z))")
 _KEY = re.compile(r"[0-9a-f]{1,64}")
 _INT = re.compile(r"[1-9][0-9]{0,17}|0")
 _FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
@@ -41,65 +41,69 @@ _NAMES = frozenset(
 # A node id: "::" rules out every type a plain YAML scalar could be read as.
 _NODE_ID = re.compile(r"[A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*")
 _BLOCKS = frozenset({"|", "|-", "|+"})
-_YAML_BREAKS = ("\r", "\x85", "\u2028", "\u2029", "\ufeff")
+# YAML breaks lines at these too; our writer quotes them with escapes.
+_YAML_BREAKS = re.compile("[\r\x85\u2028\u2029\ufeff]")
 
 
 def read_entry(text: str) -> dict[str, Any] | None:
     """The fields of one entry (``- key: ...`` and the lines after it), or ``None``."""
-    if any(character in text for character in _YAML_BREAKS):
-        return None  # YAML breaks lines at these too; our writer quotes them with escapes
+    if ("\r" in text) if text.isascii() else _YAML_BREAKS.search(text) is not None:
+        return None
     if not text.endswith("\n"):
         text += "\n"
-    line_end = text.find("\n")
-    first = text[:line_end]
-    if not first.startswith("- key: "):
+    if not text.startswith("- key: "):
         return None
-    key = first[7:]
+    line_end = text.find("\n")
+    key = text[7:line_end]
     if key[:1] == "'" and key[-1:] == "'":
         key = key[1:-1]
     if not _KEY.fullmatch(key):
         return None
     data: dict[str, Any] = {"key": key}
     # Every line after the first is a field ("  name: value") or a block's content (indented
-    # four spaces, or empty): found with one search, checked with another, cut with slices.
-    headers = list(_FIELD_LINE.finditer(text, line_end + 1))
-    position = line_end + 1
-    for number, match in enumerate(headers):
+    # four spaces, or empty). The fields are found with one search from the line break before
+    # each; what lies between two of them is checked with one more, then cut with slices.
+    last = len(text) - 1
+    fields = list(_FIELD.finditer(text, line_end))
+    position = line_end
+    for number, match in enumerate(fields):
         if match.start() != position:
             return None  # something between two fields that is no block content
-        name, raw = match.group(1), match.group(2) or ""
+        name, raw = match.group(1, 2)
         if name in data:
             return None
-        after = match.end() + 1
-        until = headers[number + 1].start() if number + 1 < len(headers) else len(text)
+        after = match.end()
+        until = fields[number + 1].start() if number + 1 < len(fields) else last
         if raw in _BLOCKS:
-            value = _block(text[after:until], raw)
+            value = _block(text, after, until, raw)
             if value is None:
                 return None
             data[name] = value
         else:
             if after != until:
                 return None
-            value = _scalar(name, raw)
+            value = _scalar(name, raw or "")
             if value is None:
                 return None
             data[name] = value
         position = until
-    if position != len(text):
+    if position != last:
         return None
     return data
 
 
-def _block(content: str, header: str) -> str | None:
-    """A literal block's text from its lines (each indented four spaces, or empty)."""
-    if _NOT_CONTENT.search(content) or _SPACES_ONLY.search(content):
+def _block(text: str, start: int, end: int, header: str) -> str | None:
+    """A literal block's text from its lines: ``text[start:end]``, each line after a line
+    break, indented four spaces or empty."""
+    if _BAD_LINE.search(text, start, end):
         return None  # a line of fewer spaces, or of spaces only: let YAML decide
+    lines = text[start:end]
     # YAML finds a block's indentation from its first non-empty line: more than four spaces
     # there would be read differently (our writer then adds an indentation indicator).
-    stripped = content.lstrip("\n")
+    stripped = lines.lstrip("\n")
     if not stripped or stripped.startswith("     "):
         return None
-    body = ("\n" + content).replace("\n    ", "\n")[1:]
+    body = lines.replace("\n    ", "\n")[1:] + "\n"
     kept = body.rstrip("\n")
     if header == "|":
         return kept + "\n"

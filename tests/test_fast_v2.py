@@ -176,7 +176,47 @@ def test_anything_unusual_is_left_to_pyyaml() -> None:
         "  response: |2\n      200\n",  # an indentation indicator
         "  response: |\n     200\n",  # more indented than the writer's blocks
         "  response: |\n    200\n  \n",  # a line of spaces
+        "  response: |\n    200\n      \n    x\n",  # spaces only, past the indentation
         "  allow_secrets:\n  - sk-*\n",  # a list
         "  request: |\n    again\n",  # a field twice
     ):
         assert read_entry(base + odd) is None, odd
+
+
+@st.composite
+def edited(draw: st.DrawFn) -> str:
+    """An entry as the writer wrote it, then edited as by hand: characters put in, lines
+    dropped or doubled, indentation changed."""
+    piece = _slices(render([draw(entries())]))
+    text = piece[0] if piece else "- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n"
+    for _ in range(draw(st.integers(1, 4))):
+        lines = text.split("\n")
+        at = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["insert", "drop", "double", "indent", "dedent"]))
+        if action == "insert":
+            line = lines[at]
+            column = draw(st.integers(0, len(line)))
+            lines[at] = line[:column] + draw(tricky) + line[column:]
+        elif action == "drop":
+            del lines[at]
+        elif action == "double":
+            lines.insert(at, lines[at])
+        elif action == "indent":
+            lines[at] = " " * draw(st.integers(1, 3)) + lines[at]
+        else:
+            lines[at] = lines[at][draw(st.integers(1, 3)) :]
+        text = "\n".join(lines)
+    return text
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited())
+def test_an_edited_entry_is_read_as_pyyaml_reads_it_or_declined(text: str) -> None:
+    fast = read_entry(text)
+    if fast is None:
+        return
+    expected = _yaml.load(text if text.endswith("\n") else text + "\n")
+    assert isinstance(expected, list)
+    assert len(expected) == 1
+    assert fast == expected[0]
+    assert [type(v) for v in fast.values()] == [type(v) for v in expected[0].values()]
