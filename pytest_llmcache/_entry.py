@@ -67,6 +67,9 @@ class Format(Protocol):
         """The response to replay, straight from the file's text."""
 
 
+_set = object.__setattr__
+
+
 def fill(entry: Entry, **fields: Any) -> None:
     """Set fields of an entry as read from its file (the entry stays unedited)."""
     for name, value in fields.items():
@@ -141,7 +144,12 @@ class Entry:
         file holds it (the format may write it back as it was read).
         """
         entry = cls.__new__(cls)
-        fill(entry, key=key, _replay=None, _load=load, _source=source, _edited=False)
+        # Once per entry of every file read: set directly, not through fill().
+        _set(entry, "key", key)
+        _set(entry, "_replay", None)
+        _set(entry, "_load", load)
+        _set(entry, "_source", source)
+        _set(entry, "_edited", False)
         return entry
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -32,7 +32,9 @@ VERSION = 2
 
 _HEAD = "version: 2\nentries:\n"
 _ENTRY = "- key: "
-_KEY = re.compile(r"[0-9a-f]{1,64}")
+# A line that starts without indentation: an entry's first line (its key, quoted or not), or
+# something else (group 2 is None).
+_TOP_LINE = re.compile(r"\n(?:- key: ('?)([0-9a-f]{1,64})\1\n|(?=[^ \n]))")
 _FIELDS = (
     "key",
     "recorded_at",
@@ -206,24 +208,20 @@ def _scan(text: str, path: Path) -> list[Entry] | None:
     if not text.startswith(_HEAD + _ENTRY):
         return None
     starts = []
+    keys = []
     # Every line that starts without indentation must begin an entry: anything else at the
     # top level (a comment, another field) is for the full YAML reader.
-    for match in re.finditer(r"^[^ \n]", text[len(_HEAD) :], re.M):
-        start = match.start() + len(_HEAD)
-        if not text.startswith(_ENTRY, start):
+    for match in _TOP_LINE.finditer(text, len(_HEAD) - 1):
+        key = match.group(2)
+        if key is None:
             return None
-        starts.append(start)
-    entries = []
+        starts.append(match.start() + 1)
+        keys.append(key)
     ends = [*starts[1:], len(text)]
-    for start, end in zip(starts, ends, strict=True):
-        line_end = text.find("\n", start)
-        token = text[start + len(_ENTRY) : line_end]
-        if token[:1] == "'" and token[-1:] == "'" and "'" not in token[1:-1]:
-            token = token[1:-1]
-        if not _KEY.fullmatch(token):
-            return None
-        entries.append(Entry.lazy(token, _FORMAT, _Source(path, text, start, end)))
-    return entries
+    return [
+        Entry.lazy(key, _FORMAT, _Source(path, text, start, end))
+        for key, start, end in zip(keys, starts, ends, strict=True)
+    ]
 
 
 class _Source:
