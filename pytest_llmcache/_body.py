@@ -65,15 +65,14 @@ def _styles() -> dict[str, Callable[[object], str]]:
     }
     for layout, options in layouts.items():
         for ascii_suffix, ensure_ascii in (("", False), ("+ascii", True)):
+            # Made once: json.dumps with options makes a new encoder on every call.
+            encode = json.JSONEncoder(ensure_ascii=ensure_ascii, **options).encode
             for nl_suffix, newline in (("", ""), ("+nl", "\n")):
 
                 def dump(
-                    data: object,
-                    _o: dict[str, Any] = options,
-                    _a: bool = ensure_ascii,
-                    _n: str = newline,
+                    data: object, _e: Callable[[object], str] = encode, _n: str = newline
                 ) -> str:
-                    return json.dumps(data, ensure_ascii=_a, **_o) + _n
+                    return _e(data) + _n
 
                 styles[layout + ascii_suffix + nl_suffix] = dump
     return styles

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 __all__ = ["Headers", "Request", "Response"]
@@ -39,6 +39,9 @@ class Response:
     past_end: Callable[[], NoReturn] | None = None
     """For a recording cut short: called when the caller reads past its last chunk (it fails
     the test, saying so). ``None``: the body simply ends after the last chunk."""
+    document: object = field(default=None, compare=False, repr=False)
+    """The body already parsed as JSON, when the cassette gave it so (``None``: not parsed):
+    what reads the replayed usage need not parse it again."""
 
     @property
     def body(self) -> bytes:

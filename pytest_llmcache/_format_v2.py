@@ -323,8 +323,8 @@ class _Version2:
         source: _Source = entry.source
         data = source.mapping()
         where = _Where(source)
-        unknown = sorted(set(map(str, data)) - _KNOWN)
-        if unknown:
+        if not _KNOWN.issuperset(data):
+            unknown = sorted(set(map(str, data)) - _KNOWN)
             raise CassetteError(f"{where}: unknown field(s) {', '.join(unknown)}")
         missing = [name for name in _REQUIRED if name not in data]
         if missing:
@@ -358,7 +358,7 @@ class _Version2:
             duration=float(duration),
             test=None if test is None else str(test),
             cut_short=data.get("cut_short") is True,
-            allow_secrets=tuple(str(p) for p in allowed),
+            allow_secrets=tuple(map(str, allowed)) if allowed else (),
         )
 
     def request(self, entry: Entry) -> None:
@@ -398,6 +398,9 @@ class _Version2:
                 f"got {status_line!r}"
             )
         headers = tuple(_headers(data["response"], where))
+        if "response_json" in data:
+            body, value = _json_body(data, "response", where)
+            return Response(int(status_line), headers, (body,), document=value)
         return Response(int(status_line), headers, _chunks(data, "response", where))
 
 
@@ -468,11 +471,7 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
             chunks.append(_body.decode_body(item))
         return tuple(chunks)
     if f"{side}_json" in data:
-        value = _json(data, side, where)
-        style = data.get(f"{side}_json_style")
-        if style is not None and _body.body_problem({"json": 0, "style": style}) is not None:
-            raise CassetteError(f"{where}: unknown {side}_json_style {style!r}")
-        return (_body.json_style(str(style or "compact"))(value).encode(),)
+        return (_json_body(data, side, where)[0],)
     if f"{side}_text" in data:
         return (_text(data, f"{side}_text", where).encode(),)
     if f"{side}_base64" in data:
@@ -481,6 +480,15 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
         except ValueError:
             raise CassetteError(f"{where}: {side}_base64 is not valid base64") from None
     return (b"",)
+
+
+def _json_body(data: dict[str, Any], side: str, where: object) -> tuple[bytes, Any]:
+    """A JSON body's exact bytes, in its stored style, and the value they hold."""
+    value = _json(data, side, where)
+    style = data.get(f"{side}_json_style")
+    if style is not None and _body.body_problem({"json": 0, "style": style}) is not None:
+        raise CassetteError(f"{where}: unknown {side}_json_style {style!r}")
+    return _body.json_style(str(style or "compact"))(value).encode(), value
 
 
 def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, Any]]:

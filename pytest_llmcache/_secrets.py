@@ -191,8 +191,12 @@ def is_secret_param(name: str) -> bool:
     return name.lower() in SECRET_QUERY_PARAMS
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_field(name: str) -> bool:
-    """Whether a JSON or form field of this name holds a credential (any case, any separator)."""
+    """Whether a JSON or form field of this name holds a credential (any case, any separator).
+
+    (Every request key walks its body's field names, which are few and repeat: each is
+    worked out once.)"""
     flat = _NAME_SEPARATORS.sub("", name.lower())
     return flat in _SECRET_FIELDS or flat.endswith(_SECRET_FIELD_ENDINGS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,10 @@ _USAGE_B64 = tuple(
 )
 
 
+# A usage object, as JSON writes it: a stream event that holds one is parsed.
+_USAGE = re.compile(rb'"usage(?:Metadata)?"\s*:\s*\{')
+
+
 def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usage:
     """The usage a stored exchange reports (zeros when it reports none)."""
     body = response.get("body") or {}
@@ -66,6 +71,8 @@ def replay_usage(
     200 events has its usage in one or two of them. ``request`` may be given as a function,
     called only if the response does not name its model.
     """
+    if response.document is not None:
+        return _usage(request, [_unwrapped(response.document)])
     documents: list[object] = []
     model_seen = False
     for chunk in response.chunks:
@@ -80,7 +87,10 @@ def replay_usage(
             if b"usage" in chunk or b"model" in chunk:
                 documents.append(_unwrapped(_json(chunk)))
             continue
-        wanted = b"usage" in chunk or (not model_seen and b'"model"' in chunk)
+        # OpenAI's stream repeats "usage": null in every event when usage is asked for.
+        wanted = (b"usage" in chunk and _USAGE.search(chunk) is not None) or (
+            not model_seen and b'"model"' in chunk
+        )
         if not wanted:
             continue
         for line in chunk.splitlines():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from pytest_llmcache import _body
+from pytest_llmcache._exchange import Response
 from pytest_llmcache._settings import OptionError, parse_prices
-from pytest_llmcache._usage import Usage, entry_usage, price_of
+from pytest_llmcache._usage import Usage, entry_usage, price_of, replay_usage
 
 REQUEST: dict[str, Any] = {"body": {"json": {"model": "from-request"}}}
 
@@ -87,6 +90,20 @@ CASES: list[tuple[str, dict[str, Any], Usage]] = [
         json_response({"usage": {"tokens": {"input_tokens": 10, "output_tokens": 20}}}),
         Usage("from-request", 10, 20),
     ),
+    (
+        "openai stream asked for usage: null in every event but the last",
+        sse_response(
+            {"model": "gpt-n", "choices": [{"delta": {"content": "a"}}], "usage": None},
+            {"model": "gpt-n", "choices": [{"delta": {"content": "b"}}], "usage": None},
+            {
+                "model": "gpt-n",
+                "choices": [],
+                "usage": {"prompt_tokens": 8, "completion_tokens": 3},
+            },
+            "[DONE]",
+        ),
+        Usage("gpt-n", 8, 3),
+    ),
     ("no usage", json_response({"id": "x"}), Usage("from-request", 0, 0)),
     ("text body", {"status": 200, "body": {"text": "plain"}}, Usage("from-request", 0, 0)),
 ]
@@ -97,6 +114,31 @@ CASES: list[tuple[str, dict[str, Any], Usage]] = [
 )
 def test_usage_is_read_from_each_provider_shape(response: dict[str, Any], expected: Usage) -> None:
     assert entry_usage(REQUEST, response) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+@pytest.mark.parametrize("spacing", [(",", ":"), (", ", ": ")], ids=["compact", "spaced"])
+def test_the_replayed_bytes_give_the_stored_usage(
+    response: dict[str, Any], expected: Usage, spacing: tuple[str, str]
+) -> None:
+    body = response["body"]
+    if "chunks" in body:
+        # Each event as a provider writes it, compact or with spaces.
+        chunks = tuple(
+            "".join(
+                f"data: {json.dumps(e['data'], separators=spacing)}\n\n" for e in chunk["sse"]
+            ).encode()
+            for chunk in body["chunks"]
+        )
+    elif "json" in body:
+        chunks = (json.dumps(body["json"], separators=spacing).encode(),)
+    else:
+        chunks = (_body.decode_body(body),)
+    assert replay_usage(REQUEST, Response(200, (), chunks)) == expected
+    if "json" in body:  # the body as the cassette gave it, already parsed
+        assert replay_usage(REQUEST, Response(200, (), (b"",), document=body["json"])) == expected
 
 
 def test_prices_apply_by_longest_model_prefix() -> None:
