@@ -23,8 +23,9 @@ ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 
 # A field's line, found from the line break before it: "  name:" and its one-line value.
 _FIELD = re.compile(r"\n  ([a-z_]+):(?: ([^\n]*))?(?=\n)")
-# In a block, a line that is neither empty nor indented four spaces, or of spaces only.
-_BAD_LINE = re.compile(r"\n(?: +(?=\n|\Z)|(?!    |\n|\Z))")
+# In a block, a line that is neither empty nor indented four spaces; a line of spaces only.
+_BAD_LINE = re.compile(r"\n(?!    |\n|\Z)")
+_SPACES_LINE = re.compile(r"\n +(?:\n|\Z)")
 _KEY = re.compile(r"[0-9a-f]{1,64}")
 _INT = re.compile(r"[1-9][0-9]{0,17}|0")
 _FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
@@ -49,55 +50,45 @@ def read_entry(text: str) -> dict[str, Any] | None:
     """The fields of one entry (``- key: ...`` and the lines after it), or ``None``."""
     if ("\r" in text) if text.isascii() else _YAML_BREAKS.search(text) is not None:
         return None
-    if not text.endswith("\n"):
-        text += "\n"
     if not text.startswith("- key: "):
         return None
-    line_end = text.find("\n")
-    key = text[7:line_end]
+    # Every line after the first is a field ("  name: value") or a block's content (indented
+    # four spaces, or empty). One split at the fields' lines gives the first line, then the
+    # name, the one-line value and what follows (a block's lines, each after a line break)
+    # of each field in turn.
+    parts = _FIELD.split(text[:-1] if text.endswith("\n") else text)
+    key = parts[0][7:]
     if key[:1] == "'" and key[-1:] == "'":
         key = key[1:-1]
-    if not _KEY.fullmatch(key):
-        return None
+    if "\n" in key or not _KEY.fullmatch(key):
+        return None  # something between the first line and the first field
     data: dict[str, Any] = {"key": key}
-    # Every line after the first is a field ("  name: value") or a block's content (indented
-    # four spaces, or empty). The fields are found with one search from the line break before
-    # each; what lies between two of them is checked with one more, then cut with slices.
-    last = len(text) - 1
-    fields = list(_FIELD.finditer(text, line_end))
-    position = line_end
-    for number, match in enumerate(fields):
-        if match.start() != position:
-            return None  # something between two fields that is no block content
-        name, raw = match.group(1, 2)
+    for at in range(1, len(parts), 3):
+        name, raw, lines = parts[at], parts[at + 1], parts[at + 2]
         if name in data:
             return None
-        after = match.end()
-        until = fields[number + 1].start() if number + 1 < len(fields) else last
         if raw in _BLOCKS:
-            value = _block(text, after, until, raw)
+            value = _block(lines, raw)
             if value is None:
                 return None
             data[name] = value
         else:
-            if after != until:
-                return None
+            if lines:
+                return None  # something between two fields that is no block content
             value = _scalar(name, raw or "")
             if value is None:
                 return None
             data[name] = value
-        position = until
-    if position != last:
-        return None
     return data
 
 
-def _block(text: str, start: int, end: int, header: str) -> str | None:
-    """A literal block's text from its lines: ``text[start:end]``, each line after a line
-    break, indented four spaces or empty."""
-    if _BAD_LINE.search(text, start, end):
+def _block(lines: str, header: str) -> str | None:
+    """A literal block's text from its lines, each after a line break, indented four spaces
+    or empty."""
+    if _BAD_LINE.search(lines) or (
+        (" \n" in lines or lines.endswith(" ")) and _SPACES_LINE.search(lines)
+    ):
         return None  # a line of fewer spaces, or of spaces only: let YAML decide
-    lines = text[start:end]
     # YAML finds a block's indentation from its first non-empty line: more than four spaces
     # there would be read differently (our writer then adds an indentation indicator).
     stripped = lines.lstrip("\n")

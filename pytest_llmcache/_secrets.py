@@ -181,6 +181,7 @@ def is_secret_header(name: str) -> bool:
     return name in SECRET_HEADERS
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_request_header(name: str) -> bool:
     """Whether a (lower-case) request header carries a credential, by the list or its name."""
     return name in SECRET_HEADERS or any(word in name for word in _CREDENTIAL_WORDS)
