@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -21,6 +22,19 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
+@functools.lru_cache(maxsize=1024)
+def _folder(test_file: Path, cassette_dir: Path | None, rootpath: Path) -> Path:
+    """The folder of a test file's cassettes (worked out once per file)."""
+    module = test_file.stem
+    if cassette_dir is None:
+        return test_file.parent / "cassettes" / module
+    try:
+        relative = test_file.parent.resolve().relative_to(rootpath.resolve())
+    except ValueError:
+        relative = Path()
+    return cassette_dir / relative / module
+
+
 def cassette_path(
     *,
     test_file: Path,
@@ -34,15 +48,7 @@ def cassette_path(
     With ``llm_cache_dir`` set the root moves there, keeping the test file's folder relative
     to the rootdir so two modules of the same name never share a folder.
     """
-    module = test_file.stem
-    if cassette_dir is None:
-        folder = test_file.parent / "cassettes" / module
-    else:
-        try:
-            relative = test_file.parent.resolve().relative_to(rootpath.resolve())
-        except ValueError:
-            relative = Path()
-        folder = cassette_dir / relative / module
+    folder = _folder(test_file, cassette_dir, rootpath)
     if shared_name is not None:
         return folder / f"{shared_name}.yaml"
     # The node id after the file part: "Class::test[param]" -> "Class.test[param]".

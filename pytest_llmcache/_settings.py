@@ -290,7 +290,7 @@ def _apply(options: TestOptions, values: Mapping[str, object], source: str) -> T
     if "allow_secrets" in values:
         patterns = _str_list(values["allow_secrets"], source, "allow_secrets")
         changes["allow_secrets"] = _union(options.allow_secrets, patterns)
-    return replace(options, **changes)  # type: ignore[arg-type]
+    return replace(options, **changes) if changes else options  # type: ignore[arg-type]
 
 
 def _union(first: Iterable[str], more: Iterable[str]) -> tuple[str, ...]:

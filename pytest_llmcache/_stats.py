@@ -23,8 +23,11 @@ class Counts:
 
     def add(self, other: Counts) -> None:
         """Add ``other``'s counts to these."""
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.replayed += other.replayed
+        self.recorded += other.recorded
+        self.missed += other.missed
+        self.expired += other.expired
+        self.passed_through += other.passed_through
 
     def as_dict(self) -> dict[str, int]:
         """The counts by name."""

@@ -18,7 +18,14 @@ import pytest
 from . import _hooks
 from ._outcomes import Outcomes, module_folder
 from ._paths import cassette_path
-from ._settings import Mode, OptionError, Settings, resolve_settings, resolve_test_options
+from ._settings import (
+    Mode,
+    OptionError,
+    Settings,
+    TestOptions,
+    resolve_settings,
+    resolve_test_options,
+)
 
 if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
@@ -34,6 +41,8 @@ _AUDIT: pytest.StashKey[Audit | None] = pytest.StashKey()
 _PRUNE_FOLDERS = pytest.StashKey[set[str]]()
 _PARTIAL = pytest.StashKey[bool]()
 _OUTCOMES = pytest.StashKey[Outcomes]()
+_OPTIONS = pytest.StashKey[dict[tuple[int, ...], tuple[list[Any], TestOptions]]]()
+_OWN_CONFIG = pytest.StashKey[dict[int, tuple[object, bool]]]()
 _ACTIVATION = "_llm_cache_activation"
 
 _IniType = Literal["string", "bool", "linelist"]
@@ -177,23 +186,38 @@ def _wants_cache(item: pytest.Item, settings: Settings) -> bool:
     return settings.all_tests or item.get_closest_marker("llm_cache") is not None
 
 
+_running: list[pytest.Item] = []
+"""The tests being run, innermost last (a pytest run inside a test adds its own)."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    _running.append(item)
+    try:
+        return (yield)
+    finally:
+        _running.pop()
+
+
 @pytest.fixture
-def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache | None]:
+def _llm_cache_activation() -> Iterator[TestCache | None]:
     """Turns the cache on around a cached test (setup, call and teardown).
 
     Added at collection to the tests that are marked (or to all, with the suite switch), and
-    pulled in by the ``llm_cache`` fixture: other tests never run it.
+    pulled in by the ``llm_cache`` fixture: other tests never run it. It takes its test from
+    the protocol hook above, not from ``request``, which pytest builds anew, at some cost,
+    for every fixture that asks for it.
     """
-    config = request.config
+    if not _running:
+        raise RuntimeError("pytest-llmcache: its fixtures are set up by pytest's test protocol")
+    node = _running[-1]
+    config = node.config
     settings = config.stash[_SETTINGS]
-    node = request.node
-    assert isinstance(node, pytest.Item)
-    if not (_wants_cache(node, settings) or "llm_cache" in request.fixturenames):
+    if not (_wants_cache(node, settings) or "llm_cache" in getattr(node, "fixturenames", ())):
         yield None
         return
-    markers = [(m.args, m.kwargs) for m in reversed(list(node.iter_markers("llm_cache")))]
     try:
-        options = resolve_test_options(settings, _test_config(request), markers)
+        options = _options(node, settings)
     except OptionError as exc:
         pytest.fail(f"pytest-llmcache: {node.nodeid}: {exc}", pytrace=False)
     path = cassette_path(
@@ -367,14 +391,38 @@ def _from_invocation_dir(config: pytest.Config, path: str | None) -> str | None:
     return None if path is None else str(config.invocation_params.dir / path)
 
 
-def _test_config(request: pytest.FixtureRequest) -> Any:
-    """The ``llm_cache_config`` fixture's value; ``{}`` without asking pytest when no conftest
-    overrides the plugin's own (pytest's fixture lookup costs more than the rest of a test's
-    set-up)."""
-    definitions = request._fixturemanager.getfixturedefs("llm_cache_config", request.node)
-    if definitions is not None and len(definitions) == 1 and definitions[0].baseid == "":
-        return {}
-    return request.getfixturevalue("llm_cache_config")
+def _options(node: pytest.Item, settings: Settings) -> TestOptions:
+    """The test's options: worked out once for the tests that share the same markers (the
+    parameters of one test, a module's ``pytestmark``) when no ``llm_cache_config`` fixture
+    overrides the plugin's own."""
+    marks = list(node.iter_markers("llm_cache"))
+    markers = [(m.args, m.kwargs) for m in reversed(marks)]
+    if not _default_config(node):
+        config = node._request.getfixturevalue("llm_cache_config")  # type: ignore[attr-defined]
+        return resolve_test_options(settings, config, markers)
+    # Marks live as long as the session: their ids name them (the list keeps them alive).
+    known = node.config.stash.setdefault(_OPTIONS, {})
+    key = tuple(map(id, marks))
+    found = known.get(key)
+    if found is None:
+        found = known[key] = (marks, resolve_test_options(settings, {}, markers))
+    return found[1]
+
+
+def _default_config(node: pytest.Item) -> bool:
+    """Whether no conftest, module or class overrides the ``llm_cache_config`` fixture for
+    ``node``: asked of pytest once per module or class (its lookup costs more than the rest
+    of a test's set-up), whose tests all see the same definitions."""
+    known = node.config.stash.setdefault(_OWN_CONFIG, {})
+    parent = node.parent
+    found = known.get(id(parent)) if parent is not None else None
+    if found is not None:
+        return found[1]
+    definitions = node.session._fixturemanager.getfixturedefs("llm_cache_config", node)
+    default = definitions is not None and len(definitions) == 1 and definitions[0].baseid == ""
+    if parent is not None:
+        known[id(parent)] = (parent, default)  # the node kept, so its id stays its own
+    return default
 
 
 def _command_line_id(node: pytest.Item, config: pytest.Config) -> str:
