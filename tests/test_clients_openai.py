@@ -36,6 +36,13 @@ def test_chat_raw_response():
     raw = client().chat.completions.with_raw_response.create(model="gpt-fake", messages=MESSAGES)
     save("chat", [raw.parse().model_dump(), raw.headers["x-llm-cache-status"]])
 
+    async def run():
+        create = async_client().chat.completions.with_raw_response.create
+        return await create(model="gpt-fake", messages=MESSAGES)
+
+    replies = [raw, asyncio.run(run())]
+    save("chat_elapsed", [reply.elapsed.total_seconds() >= 0 for reply in replies])
+
 
 def test_chat_stream():
     stream = client().chat.completions.create(
@@ -152,6 +159,7 @@ def test_openai_record_then_replay(suite: Suite, monkeypatch: pytest.MonkeyPatch
     outcome.same(*NAMES)
     assert [recorded["chat"][1], replayed["chat"][1]] == ["MISS", "HIT"]
     assert replayed["chat"][0] == recorded["chat"][0]
+    assert replayed["chat_elapsed"] == [True, True]
 
     chunks = replayed["chat_stream"]
     assert len(chunks) == 6

@@ -7,6 +7,7 @@ WSGI) never reach the network and are left alone.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any, NoReturn
@@ -99,6 +100,18 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
     headers = replay_headers(stored.headers, "HIT")
     if len(stored.chunks) == 1 and stored.past_end is None:
         headers.append(("content-length", str(len(stored.chunks[0]))))
+        # A whole body, given as content as an in-memory transport gives it: the client has
+        # it read at once, with no stream to iterate (one round of the event loop per chunk
+        # for an async client). The time it took, nothing, is known now.
+        response = lib.Response(
+            stored.status,
+            headers=headers,
+            content=stored.chunks[0],
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+        response.elapsed = _NO_TIME
+        return response
     return lib.Response(
         stored.status,
         headers=headers,
@@ -106,6 +119,9 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
         request=request,
         extensions={"http_version": b"HTTP/1.1"},
     )
+
+
+_NO_TIME = datetime.timedelta(0)
 
 
 def _recorded(lib: Any, stream_cls: Any, response: Any, recording: Recording) -> Any:
