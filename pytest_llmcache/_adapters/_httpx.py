@@ -88,10 +88,13 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
 
 def _request(request: Any) -> Request:
+    headers = request.headers
+    encoding = headers.encoding  # a property worked out per use: once here, not per header
     return Request(
         method=request.method,
         url=str(request.url),
-        headers=tuple(request.headers.multi_items()),
+        # As multi_items() gives them: names lower-cased, in order, repeats kept.
+        headers=tuple((k.lower().decode(encoding), v.decode(encoding)) for k, v in headers.raw),
         body=request.content,
     )
 
