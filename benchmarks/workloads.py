@@ -1,6 +1,7 @@
 """Four replay workloads, each a whole pytest suite, against the floor and a live server.
 
     python benchmarks/workloads.py [--rounds 5] [--only W1,W3] [--cold-only] [--json PATH]
+    python benchmarks/workloads.py --instructions [--only W1,W3]
 
 Each workload is a suite generated once in a temporary folder, recorded once with
 ``--llm-cache=record`` against a loopback OpenAI-compatible server (``examples/local_server.py``
@@ -22,6 +23,10 @@ medians (and the minimums) of the wall times of the rounds. Other installed pyte
 are switched off (PYTEST_DISABLE_PLUGIN_AUTOLOAD) so only this plugin's cost is measured.
 The plugin is used only through pytest's command line and markers. Nothing here is a test.
 
+This machine's timings may wander by more than the plugin costs: ``--instructions`` runs
+floor and replay once each, cold, under valgrind's callgrind instead, and gives what replay
+adds in instructions, a count that does not change with the load of the machine.
+
     W1     200 tests x 5 chat completions, one cassette per test
     W2     1 test x 2,000 chat completions, one cassette
     W2-one 1 test replaying 1 entry of that 2,000-entry cassette
@@ -35,6 +40,7 @@ import argparse
 import compileall
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -43,6 +49,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -294,6 +301,7 @@ class Run:
     wall: float
     cpu: float
     max_rss_kb: int
+    instructions: int = 0
 
 
 @dataclass
@@ -339,9 +347,17 @@ class Suite:
         for name, source in workload.modules.items():
             (folder / name).write_text(textwrap.dedent(source).lstrip())
 
-    def run(self, variant: str, cold: bool, *, record: bool = False) -> Run:
-        """Run the suite once as ``variant`` (or "capture"); it must pass."""
+    def run(
+        self, variant: str, cold: bool, *, record: bool = False, instructions: bool = False
+    ) -> Run:
+        """Run the suite once as ``variant`` (or "capture"); it must pass.
+
+        ``instructions``: under valgrind's callgrind, whose count of the instructions run is
+        kept in ``Run.instructions`` (the same for the same run, however busy the machine).
+        """
         args = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"]
+        if instructions:
+            args = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *args]
         args += self.workload.plugins
         env = {
             **os.environ,
@@ -349,6 +365,7 @@ class Suite:
             "BENCH_URL": self.url,
             "BENCH_ANSWERS": str(self.folder.parent / f"{self.folder.name}.answers"),
             "BENCH_CLIENT": {"floor": "mock", "capture": "capture"}.get(variant, "url"),
+            "PYTHONHASHSEED": "0",
         }
         env.pop("LLM_CACHE_MODE", None)
         if cold:
@@ -375,7 +392,13 @@ class Suite:
                 output.seek(0)
                 tail = output.read()[-3000:].decode(errors="replace")
                 raise SystemExit(f"{self.workload.name} {variant} failed in {self.folder}:\n{tail}")
-        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+            count = 0
+            if instructions:
+                output.seek(0)
+                found = re.search(rb"Collected : (\d+)", output.read())
+                assert found is not None, "valgrind printed no instruction count"
+                count = int(found.group(1))
+        return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, count)
 
     def forget(self) -> None:
         """Remove what a previous run left (pytest's cache, bytecode): a fresh clone's state."""
@@ -454,6 +477,20 @@ def measure(suite: Suite, phase: str, rounds: int) -> Result:
     return Result(workload.name, phase, workload.calls, workload.unit, series)
 
 
+def count_instructions(suite: Suite) -> str:
+    """One cold run of the floor and of replay under callgrind: what replay adds, counted in
+    instructions (per call, and against the floor's whole run)."""
+    with ThreadPoolExecutor(2) as pool:  # side by side: the counts do not mind
+        runs = pool.map(lambda v: suite.run(v, cold=True, instructions=True), ("floor", "replay"))
+        floor, replay = (run.instructions for run in runs)
+    workload = suite.workload
+    per_call = (replay - floor) / workload.calls
+    return (
+        f"{workload.name} instructions: floor {floor / 1e9:.2f} G, replay adds "
+        f"{(replay - floor) / floor * 100:+.1f}% ({per_call / 1e3:+.0f} k per {workload.unit})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -462,6 +499,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument(
         "--no-compile", action="store_true", help="leave the plugin's modules without bytecode"
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instead of timing, count instructions under valgrind (one cold run of each)",
     )
     args = parser.parse_args()
     if not args.no_compile:
@@ -484,6 +526,9 @@ def main() -> None:
             if first:  # W2-one shares W2's folder, answers and cassette
                 suite.run("capture", cold=False)
                 suite.run("replay", cold=False, record=True)
+            if args.instructions:
+                print(count_instructions(suite), flush=True)
+                continue
             for phase in phases:
                 result = measure(suite, phase, args.rounds)
                 results.append(result)
