@@ -16,8 +16,6 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from . import _eventstream
-
 __all__ = [
     "STREAM_TYPES",
     "body_problem",
@@ -197,8 +195,12 @@ def _event_items(chunks: Sequence[bytes]) -> list[StoredBody] | None:
         head += chunk[: 12 - len(head)]
         if len(head) == 12:
             break
+    if head[:1] != b"\0":
+        return None  # a text stream is told apart by its first byte: a frame's length is < 16 MB
+    from . import _eventstream  # the AWS codec, loaded by the first event stream
+
     if not _eventstream.starts_frame(head):
-        return None  # a text stream is told apart by its first bytes, without joining it all
+        return None  # nor by its first bytes, without joining it all
     messages = _eventstream.decode(b"".join(chunks))
     if not messages:
         return None
@@ -216,6 +218,8 @@ def _event_items(chunks: Sequence[bytes]) -> list[StoredBody] | None:
 
 def decode_event(stored: StoredBody) -> bytes:
     """The frame of a stored event-stream message; ``ValueError`` says what is wrong."""
+    from . import _eventstream
+
     headers = _eventstream.parse_headers(str(stored.get("headers") or ""))
     payload = {k: v for k, v in stored.items() if k != "headers"}
     problem = body_problem(payload)

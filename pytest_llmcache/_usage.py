@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import _eventstream
 from ._exchange import Response
 
 __all__ = ["Usage", "entry_usage", "price_of", "replay_usage"]
@@ -76,11 +75,11 @@ def replay_usage(
     documents: list[object] = []
     model_seen = False
     for chunk in response.chunks:
-        if chunk[:1] == b"\0" and _eventstream.starts_frame(chunk):
+        if chunk[:1] == b"\0" and _frames().starts_frame(chunk):
             # An AWS event-stream message (under 16 MB, so its length starts with a zero byte):
             # its JSON payload, its usage maybe base64-wrapped.
             if b"usage" in chunk or any(needle in chunk for needle in _USAGE_B64):
-                for message in _eventstream.decode(chunk) or ():
+                for message in _frames().decode(chunk) or ():
                     documents.append(_unwrapped(_json(message.payload)))
             continue
         if chunk[:1] in (b"{", b"["):
@@ -99,6 +98,13 @@ def replay_usage(
                 model_seen = model_seen or (isinstance(document, dict) and "model" in document)
                 documents.append(document)
     return _usage(request, documents)
+
+
+def _frames() -> Any:
+    """The AWS event-stream codec, loaded by the first stream that starts like a frame."""
+    from . import _eventstream
+
+    return _eventstream
 
 
 def _unwrapped(document: object) -> object:

@@ -21,14 +21,16 @@ import importlib
 from collections import deque
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._current import current, handling, is_handling
 from .._engine import Recording
 from .._exchange import Request, Response
 from ._http11 import ResponseReader, render
 from ._swap import is_swapped, swap
-from ._ws_session import Peer, WireTap, handshake_request
+
+if TYPE_CHECKING:
+    from ._ws_session import Peer, WireTap
 
 __all__ = ["patch"]
 
@@ -49,6 +51,9 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
         if test is None or is_handling():
             return await original(self, req, *args, **kwargs)
         if req.headers.get("upgrade", "").lower() == "websocket":
+            # The WebSocket session code is loaded by the first WebSocket a test opens.
+            from ._ws_session import Peer, WireTap, handshake_request
+
             request = handshake_request(str(req.url), req.headers.items())
             decision = test.decide(request)
             if isinstance(decision, Response):
