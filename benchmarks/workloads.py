@@ -487,8 +487,15 @@ def count_instructions(suite: Suite) -> str:
     per_call = (replay - floor) / workload.calls
     return (
         f"{workload.name} instructions: floor {floor / 1e9:.2f} G, replay adds "
-        f"{(replay - floor) / floor * 100:+.1f}% ({per_call / 1e3:+.0f} k per {workload.unit})"
+        f"{(replay - floor) / floor * 100:+.1f}% ({count(per_call)} per {workload.unit})"
     )
+
+
+def count(instructions: float) -> str:
+    """A signed instruction count in thousands, or in millions once large."""
+    if abs(instructions) >= 10_000_000:
+        return f"{instructions / 1e6:+.0f} M"
+    return f"{instructions / 1e3:+.0f} k"
 
 
 def main() -> None:
