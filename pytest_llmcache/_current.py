@@ -141,7 +141,7 @@ def _origin() -> Any:
     """The test the caller was started by (``_NONE``: no test, or one not tracked)."""
     # The most specific first: a task (a loop may run inside a pool work item or a thread
     # that serves every test, as a background loop does), then the work item, then the thread.
-    if asyncio._get_running_loop() is not None:
+    if _tasks and asyncio._get_running_loop() is not None:  # no look-up while none is stamped
         task = asyncio.current_task()
         if task is not None:
             found = _tasks.get(task, _UNSET)
