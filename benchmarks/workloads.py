@@ -455,9 +455,14 @@ class Result:
 
 def added(microseconds: float) -> str:
     """A signed duration in us, or in ms once it is large enough to read better that way."""
-    if abs(microseconds) >= 10_000:
-        return f"{microseconds / 1e3:+.0f} ms"
-    return f"{microseconds:+.0f} us"
+    return signed(microseconds, "us", "ms")
+
+
+def signed(value: float, unit: str, thousand: str) -> str:
+    """A signed figure in ``unit``, or in ``thousand`` of them from ten thousand on."""
+    if abs(value) >= 10_000:
+        return f"{value / 1e3:+.0f} {thousand}"
+    return f"{value:+.0f} {unit}"
 
 
 def measure(suite: Suite, phase: str, rounds: int) -> Result:
@@ -484,18 +489,11 @@ def count_instructions(suite: Suite) -> str:
         runs = pool.map(lambda v: suite.run(v, cold=True, instructions=True), ("floor", "replay"))
         floor, replay = (run.instructions for run in runs)
     workload = suite.workload
-    per_call = (replay - floor) / workload.calls
+    per_call = signed((replay - floor) / workload.calls / 1e3, "k", "M")
     return (
         f"{workload.name} instructions: floor {floor / 1e9:.2f} G, replay adds "
-        f"{(replay - floor) / floor * 100:+.1f}% ({count(per_call)} per {workload.unit})"
+        f"{(replay - floor) / floor * 100:+.1f}% ({per_call} per {workload.unit})"
     )
-
-
-def count(instructions: float) -> str:
-    """A signed instruction count in thousands, or in millions once large."""
-    if abs(instructions) >= 10_000_000:
-        return f"{instructions / 1e6:+.0f} M"
-    return f"{instructions / 1e3:+.0f} k"
 
 
 def main() -> None:
