@@ -396,17 +396,21 @@ def _options(node: pytest.Item, settings: Settings) -> TestOptions:
     parameters of one test, a module's ``pytestmark``) when no ``llm_cache_config`` fixture
     overrides the plugin's own."""
     marks = list(node.iter_markers("llm_cache"))
-    markers = [(m.args, m.kwargs) for m in reversed(marks)]
     if not _default_config(node):
         config = node._request.getfixturevalue("llm_cache_config")  # type: ignore[attr-defined]
-        return resolve_test_options(settings, config, markers)
+        return resolve_test_options(settings, config, _keywords(marks))
     # Marks live as long as the session: their ids name them (the list keeps them alive).
     known = node.config.stash.setdefault(_OPTIONS, {})
     key = tuple(map(id, marks))
     found = known.get(key)
     if found is None:
-        found = known[key] = (marks, resolve_test_options(settings, {}, markers))
+        found = known[key] = (marks, resolve_test_options(settings, {}, _keywords(marks)))
     return found[1]
+
+
+def _keywords(marks: list[pytest.Mark]) -> list[tuple[Any, Any]]:
+    """Each ``llm_cache`` marker's arguments, the broadest first."""
+    return [(m.args, m.kwargs) for m in reversed(marks)]
 
 
 def _default_config(node: pytest.Item) -> bool:

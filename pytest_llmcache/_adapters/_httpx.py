@@ -22,6 +22,9 @@ from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
 
+_NO_TIME = datetime.timedelta(0)
+"""How long a replayed response took to arrive."""
+
 
 def patch(lib: ModuleType) -> Callable[[], None] | None:
     """Patch ``lib``'s transports; return the function that undoes it (``None`` if done)."""
@@ -122,9 +125,6 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
         request=request,
         extensions={"http_version": b"HTTP/1.1"},
     )
-
-
-_NO_TIME = datetime.timedelta(0)
 
 
 def _recorded(lib: Any, stream_cls: Any, response: Any, recording: Recording) -> Any:
