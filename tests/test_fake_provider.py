@@ -297,6 +297,9 @@ def test_slow_paces_a_stream_and_counts_what_it_wrote(fresh: FakeProvider) -> No
     assert sse_contents(lines) == "Echo: hi 3 4"
     assert elapsed >= 5 * 0.05
     (stream,) = fresh.streams
+    # The client can read the last bytes before the handler records them: wait for it.
+    stream.thread.join(5)
+    assert not stream.thread.is_alive()
     assert stream.completed
     assert stream.events_sent == 6
     assert not stream.client_gone.is_set()
