@@ -22,9 +22,11 @@ Path prefixes change how a reply is delivered (routes: ``fake_payloads`` and
     a chat completion's text ends with `` (answer #n)`` (a stream's last text delta too), other
     JSON gets a top-level ``"answer": n``.  ``reset()`` starts counting again.
 ``/reverse``
-    Numbered like ``/counter``, and the n-th request is held ``max(0, of - n) * hold`` seconds
-    before it is answered (query ``?hold=0.08&of=6``, the defaults), so ``of`` identical
-    requests sent at once are answered in reverse order of arrival.
+    Numbered like ``/counter``; the ``of``-th request is answered at once, and each one before
+    it ``hold`` seconds after the next one was answered (query ``?hold=0.08&of=6``, the
+    defaults; a request whose next one never comes is answered after ``REVERSE_WAIT``
+    seconds).  So ``of`` identical requests sent at once are answered in reverse order of
+    arrival, ``hold`` apart, however long they took to arrive.
 ``/slow``
     A streamed chat completion (``"stream": true``) of ``events`` SSE events with a pause of
     ``interval`` seconds between them (query ``?events=20&interval=0.25``, the defaults).
@@ -68,6 +70,8 @@ SENSITIVE_HEADERS = (
 )
 STREAM_HEADERS = {"cache-control": "no-cache", "transfer-encoding": "chunked"}
 PREFIXES = ("/gzip", "/flaky", "/fail500", "/counter", "/reverse", "/slow", "/endless")
+# How long a ``/reverse`` request waits for the next one to be answered, at most.
+REVERSE_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class FakeProvider:
         self._lock = threading.Lock()
         self._seen_flaky: set[str] = set()
         self._answers: dict[str, int] = {}
+        self._answered: dict[tuple[str, int], threading.Event] = {}
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -130,6 +135,7 @@ class FakeProvider:
             self.streams.clear()
             self._seen_flaky.clear()
             self._answers.clear()
+            self._answered.clear()
 
     def count(self, path_suffix: str | None = None) -> int:
         """Requests served so far, or only those whose path (minus query) ends with the suffix."""
@@ -177,6 +183,12 @@ class FakeProvider:
         with self._lock:
             self._answers[key] = number = self._answers.get(key, 0) + 1
             return number
+
+    def _answered_event(self, path: str, body: bytes, number: int) -> threading.Event:
+        """Set once the ``number``-th request with this path and body has been answered."""
+        key = (_request_key(path, body), number)
+        with self._lock:
+            return self._answered.setdefault(key, threading.Event())
 
     def _start_stream(self, path: str) -> PacedStream:
         stream = PacedStream(path, threading.current_thread())
@@ -284,17 +296,37 @@ class _Handler(BaseHTTPRequestHandler):
             answer = None
             if flags & {"/counter", "/reverse"}:
                 answer = provider._next_answer(self.path, body)
-            if "/reverse" in flags and answer is not None:
+            turn = answer if "/reverse" in flags else None
+            if turn is not None:
                 hold, of = _query_number(query, "hold", 0.08), _query_number(query, "of", 6)
-                time.sleep(max(0.0, of - answer) * hold)
-            if flags & {"/slow", "/endless"}:
-                self._send_paced(provider, path, query, body, "/endless" in flags, answer)
-                return
-            content_type = self.headers.get("content-type", "")
-            reply = build_more_reply(self.command, path, content_type, body) or build_reply(
-                self.command, path, content_type, body
-            )
-            self._send(reply if answer is None else numbered(reply, answer), body, gzipped)
+                if turn < of:
+                    # Waiting for the next answer, rather than for a time set by this one's
+                    # number, keeps the order however far apart the requests arrive.
+                    provider._answered_event(self.path, body, turn + 1).wait(REVERSE_WAIT)
+                    time.sleep(hold)
+            try:
+                self._answer(provider, path, query, body, flags, answer)
+            finally:
+                if turn is not None:
+                    provider._answered_event(self.path, body, turn).set()
+
+    def _answer(
+        self,
+        provider: FakeProvider,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        flags: set[str],
+        answer: int | None,
+    ) -> None:
+        if flags & {"/slow", "/endless"}:
+            self._send_paced(provider, path, query, body, "/endless" in flags, answer)
+            return
+        content_type = self.headers.get("content-type", "")
+        reply = build_more_reply(self.command, path, content_type, body) or build_reply(
+            self.command, path, content_type, body
+        )
+        self._send(reply if answer is None else numbered(reply, answer), body, "/gzip" in flags)
 
     def _send_paced(
         self,

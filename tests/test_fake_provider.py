@@ -258,7 +258,7 @@ def test_counter_through_the_openai_sdk(fresh: FakeProvider) -> None:
     assert joined == f"Echo: {LONG_PROMPT} (answer #1)"
 
 
-@pytest.mark.parametrize("query", ["", "?hold=0.1&of=4"])
+@pytest.mark.parametrize("query", ["", "?hold=0.25&of=4"])
 def test_reverse_answers_simultaneous_requests_last_first(fresh: FakeProvider, query: str) -> None:
     of = 4 if query else 6
     url = fresh.url + "/reverse/v1/chat/completions" + query
@@ -281,8 +281,33 @@ def test_reverse_answers_simultaneous_requests_last_first(fresh: FakeProvider, q
         thread.join(10)
     elapsed = time.monotonic() - began
     assert finished == [f"Echo: hi (answer #{n})" for n in range(of, 0, -1)]
-    hold = 0.1 if query else 0.08
+    hold = 0.25 if query else 0.08
     assert elapsed >= (of - 1) * hold, "the first arrival is held longest"
+
+
+def test_reverse_keeps_its_order_when_the_requests_arrive_far_apart(fresh: FakeProvider) -> None:
+    # A loaded machine can send "simultaneous" requests far apart: here each one arrives
+    # after the earlier ones have waited longer than their whole hold.
+    url = fresh.url + "/reverse/v1/chat/completions?hold=0.2&of=3"
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        with httpx.Client() as client:
+            reply = client.post(url, json=CHAT).json()
+        with lock:
+            finished.append(reply["choices"][0]["message"]["content"])
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for number, thread in enumerate(threads, 1):
+        thread.start()
+        while fresh.count() < number:
+            time.sleep(0.01)
+        time.sleep(0.3)
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    assert finished == [f"Echo: hi (answer #{n})" for n in (3, 2, 1)]
 
 
 def test_slow_paces_a_stream_and_counts_what_it_wrote(fresh: FakeProvider) -> None:
