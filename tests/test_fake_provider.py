@@ -200,8 +200,9 @@ def sse_contents(lines: list[str]) -> str:
 
 def hung_up(stream: PacedStream) -> int:
     """Wait for the server to notice the client left and its thread to end; events sent."""
-    assert stream.client_gone.wait(2), "the server did not notice the client hung up"
-    stream.thread.join(2)
+    # Generous timeouts: they only bound a wait that ends as soon as the server notices.
+    assert stream.client_gone.wait(10), "the server did not notice the client hung up"
+    stream.thread.join(10)
     assert not stream.thread.is_alive()
     assert not stream.completed
     return stream.events_sent
@@ -333,19 +334,20 @@ def test_slow_paces_a_stream_and_counts_what_it_wrote(fresh: FakeProvider) -> No
 def test_slow_notices_a_client_that_leaves_early(
     fresh: FakeProvider, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    url = fresh.url + "/slow/v1/chat/completions"
+    url = fresh.url + "/slow/v1/chat/completions?events=20&interval=1"
     with httpx.Client() as client, client.stream("POST", url, json=STREAM) as response:
         read: list[str] = []
         for line in response.iter_lines():
             read += [line] if line else []
-            if len(read) == 3:
+            if len(read) == 2:
                 break
     left = time.monotonic()
     (stream,) = fresh.streams
-    # The default pause is 0.25 s: the hang-up is seen before a 4th event is written.
-    assert hung_up(stream) == 3
+    # The hang-up is seen during the 1 s pause, before a 3rd event is written, and well
+    # before that write: a server that noticed only when a write failed would be later.
+    assert hung_up(stream) == 2
     assert stream.gone_at is not None
-    assert stream.gone_at - left < 0.2
+    assert stream.gone_at - left < 0.5
     assert "Traceback" not in capfd.readouterr().err
 
 
@@ -369,10 +371,8 @@ def test_endless_stops_cleanly_when_the_client_hangs_up(
             if len(lines) == 8:
                 break
     (stream,) = fresh.streams
-    sent = hung_up(stream)
-    assert sent >= 8
-    time.sleep(0.15)
-    assert stream.events_sent == sent, "nothing is written after the hang-up"
+    # Its thread has ended: nothing is written after the hang-up.
+    assert hung_up(stream) >= 8
     assert sse_contents(lines) == "Echo: hi (answer #1) 3 4 5 6 7 8"
     assert "Traceback" not in capfd.readouterr().err
 
@@ -385,9 +385,9 @@ def test_closing_the_provider_ends_an_endless_stream() -> None:
         next(lines)
         provider.close()
         (stream,) = provider.streams
-        assert stream.client_gone.wait(2)
+        assert stream.client_gone.wait(10)
         with pytest.raises(httpx.RemoteProtocolError):
             for _ in lines:
                 pass
-    stream.thread.join(2)
+    stream.thread.join(10)
     assert not stream.thread.is_alive()
