@@ -289,7 +289,7 @@ import urllib.parse
 
 import urllib3
 
-STREAM = "/slow/v1/chat/completions?events=20&interval=0.25&via="
+STREAM = "/slow/v1/chat/completions?events=20&interval=0.5&via="
 MORE = os.environ.get("READ_MORE") == "yes"
 KEPT = []
 
@@ -351,8 +351,8 @@ def test_a_stream_left_early_is_stored_cut_short(
         (replayed_chunk,), _ = outcome.replayed[name]
         assert replayed_chunk == chunk
         assert chunk.startswith("data: ")
-        # The whole stream takes five seconds: leaving it returned at once.
-        assert recorded_seconds < 1.5, name
+        # The whole stream takes 9.5 seconds: leaving it returned at once.
+        assert recorded_seconds < 3, name
     for name, text in outcome.cassettes.items():
         assert "\n  cut_short: true\n" in text, name
         (entry,) = Cassette.load(suite.path / name)
