@@ -45,6 +45,7 @@ def echo_url() -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    thread.join(10)
     server.server_close()
 
 
