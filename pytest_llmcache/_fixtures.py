@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -194,7 +193,7 @@ def fixture_cache(
     def begin(phase: str = "") -> TestCache:
         # Set-up and teardown own their entries apart: re-recording one keeps the other's.
         # (A named cassette is never "the test's own file", whose unowned entries it drops.)
-        phased = options if not phase else replace(options, cassette=options.cassette or path.stem)
+        phased = options if not phase else options._replace(cassette=options.cassette or path.stem)
         test = engine.begin(label + phase, phased, path, test_id=owner + phase)
         test.fix = lambda mode: f"pytest --llm-cache={mode} --setup-only '{user}'"
         return test

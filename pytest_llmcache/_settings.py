@@ -9,10 +9,11 @@ broadest (module) to the narrowest (function).
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 __all__ = [
     "MARKER_KEYWORDS",
@@ -55,7 +56,12 @@ class OptionError(ValueError):
 
 
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_TTL_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+@functools.cache
+def _ttl_re() -> re.Pattern[str]:
+    # Compiled on first use: most runs set no ttl, or set it as a number.
+    return re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
 def parse_ttl(value: object, source: str) -> float | None:
@@ -71,7 +77,7 @@ def parse_ttl(value: object, source: str) -> float | None:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        match = _TTL_RE.match(value)
+        match = _ttl_re().match(value)
         if match is None:
             raise OptionError(
                 f"{source}: ttl {value!r} is not a duration; use seconds or "
@@ -87,9 +93,13 @@ def parse_ttl(value: object, source: str) -> float | None:
     return seconds
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Suite-wide settings, after precedence is applied."""
+class Settings(NamedTuple):
+    """Suite-wide settings, after precedence is applied.
+
+    Immutable; ``settings._replace(mode=...)`` makes a changed copy. (A named tuple rather
+    than a frozen dataclass: every run imports this module, and a dataclass costs ten times
+    as much to define.)
+    """
 
     mode: Mode = Mode.REPLAY
     strict: bool = False
@@ -210,11 +220,8 @@ MARKER_KEYWORDS = (
 )
 
 
-@dataclass(frozen=True)
-class TestOptions:
-    """The options one test runs with."""
-
-    __test__ = False  # not a test class, whatever pytest's name matching thinks
+class TestOptions(NamedTuple):
+    """The options one test runs with (immutable: ``options._replace(...)`` makes a copy)."""
 
     ttl: float | None = None
     cassette: str | None = None
@@ -225,7 +232,11 @@ class TestOptions:
     """Hosts this test may connect to in ``replay`` (the ini list plus the marker's)."""
     allow_secrets: tuple[str, ...] = ()
     """Key-shaped values (or ``*`` patterns) this test may record (the ini list plus its own)."""
-    sources: tuple[str, ...] = field(default=(), compare=False)
+
+
+# Not a test class, whatever pytest's name matching thinks (set here: a named tuple's body
+# holds only fields).
+TestOptions.__test__ = False  # type: ignore[attr-defined]
 
 
 def resolve_test_options(
@@ -268,7 +279,7 @@ def _apply(options: TestOptions, values: Mapping[str, object], source: str) -> T
             f"{source}: unknown keyword {', '.join(map(repr, unknown))}; "
             f"allowed: {', '.join(MARKER_KEYWORDS)}"
         )
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}  # each value checked above, by keyword
     if "ttl" in values:
         changes["ttl"] = parse_ttl(values["ttl"], f"{source}(ttl=...)")
     if "cassette" in values:
@@ -290,7 +301,7 @@ def _apply(options: TestOptions, values: Mapping[str, object], source: str) -> T
     if "allow_secrets" in values:
         patterns = _str_list(values["allow_secrets"], source, "allow_secrets")
         changes["allow_secrets"] = _union(options.allow_secrets, patterns)
-    return replace(options, **changes) if changes else options  # type: ignore[arg-type]
+    return options._replace(**changes) if changes else options
 
 
 def _union(first: Iterable[str], more: Iterable[str]) -> tuple[str, ...]:
@@ -309,13 +320,16 @@ def _str_list(value: object, source: str, keyword: str) -> tuple[str, ...]:
     return value
 
 
-_CASSETTE_NAME_RE = re.compile(r"^[\w.\-\[\]=+,@ ]+(?:/[\w.\-\[\]=+,@ ]+)*$")
+@functools.cache
+def _cassette_name_re() -> re.Pattern[str]:
+    # Compiled on first use: only a ``cassette=`` keyword needs it.
+    return re.compile(r"^[\w.\-\[\]=+,@ ]+(?:/[\w.\-\[\]=+,@ ]+)*$")
 
 
 def _cassette_name(value: object, source: str) -> str:
     # Checked without the suffix: ".yaml" alone or "a/.yaml" would name no file.
     name = value.removesuffix(".yaml") if isinstance(value, str) else ""
-    if not _CASSETTE_NAME_RE.fullmatch(name) or any(
+    if not _cassette_name_re().fullmatch(name) or any(
         part in (".", "..") for part in name.split("/")
     ):
         raise OptionError(

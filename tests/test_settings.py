@@ -544,3 +544,19 @@ def test_bad_allowances(keyword: str, value: object, shown: str) -> None:
     assert str(info.value) == (
         f"@pytest.mark.llm_cache({keyword}=...) must be a list of non-empty strings, got {shown}"
     )
+
+
+@pytest.mark.parametrize("value", [Settings(), TestOptions()], ids=lambda v: type(v).__name__)
+def test_settings_and_options_cannot_be_changed_in_place(value: Settings | TestOptions) -> None:
+    with pytest.raises(AttributeError):
+        value.ttl = 5  # type: ignore[misc]
+    assert value._replace(ttl=5.0).ttl == 5.0
+    assert value.ttl is None
+    assert hash(value) == hash(type(value)())
+    assert repr(value).startswith(f"{type(value).__name__}(")
+    assert "ttl=None" in repr(value)
+
+
+def test_test_options_are_not_collected_as_a_test_class() -> None:
+    # Imported into test modules (this one too): pytest must not try to collect it.
+    assert TestOptions.__test__ is False  # type: ignore[attr-defined]
