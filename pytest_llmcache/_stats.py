@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._usage import Usage
+if TYPE_CHECKING:
+    from ._usage import Usage
 
 __all__ = ["Counts", "RunStats"]
 
+# Plain classes rather than dataclasses: every run imports this module, and generating a
+# dataclass's methods costs more than the rest of the module's import.
 
-@dataclass
+
 class Counts:
     """What happened to the calls of a test, or of a whole run."""
 
-    replayed: int = 0
-    recorded: int = 0
-    missed: int = 0
-    expired: int = 0
-    passed_through: int = 0
-    """Calls that went to the provider but were not stored (429, 5xx)."""
+    __slots__ = ("expired", "missed", "passed_through", "recorded", "replayed")
+
+    def __init__(
+        self,
+        replayed: int = 0,
+        recorded: int = 0,
+        missed: int = 0,
+        expired: int = 0,
+        passed_through: int = 0,
+    ) -> None:
+        self.replayed = replayed
+        self.recorded = recorded
+        self.missed = missed
+        self.expired = expired
+        self.passed_through = passed_through
+        """Calls that went to the provider but were not stored (429, 5xx)."""
 
     def add(self, other: Counts) -> None:
         """Add ``other``'s counts to these."""
@@ -31,41 +43,75 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         """The counts by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            "replayed": self.replayed,
+            "recorded": self.recorded,
+            "missed": self.missed,
+            "expired": self.expired,
+            "passed_through": self.passed_through,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Counts):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{name}={value!r}" for name, value in self.as_dict().items())
+        return f"Counts({counts})"
 
 
-@dataclass
 class RunStats:
     """The totals of a run; every field survives a JSON round trip and adds up with ``merge``."""
 
-    counts: Counts = field(default_factory=Counts)
-    missed_tests: list[str] = field(default_factory=list)
-    expired_tests: list[str] = field(default_factory=list)
-    written: list[str] = field(default_factory=list)
-    saved_seconds: float = 0.0
-    saved_tokens: dict[str, list[int]] = field(default_factory=dict)
-    """Per model: input and output tokens the replays did not spend."""
-    used: dict[str, list[list[Any]]] = field(default_factory=dict)
-    """Per cassette: the ``[key, occurrence]`` slots replayed or recorded by passing tests."""
-    owned: list[str] = field(default_factory=list)
-    """Cassettes that tests of this run read or wrote."""
-    expired_entries: list[list[str]] = field(default_factory=list)
-    """``[cassette, key, test]`` of each expired entry replayed."""
-    folders: list[str] = field(default_factory=list)
-    """Cassette folders of the collected test modules (for ``--llm-cache-prune``)."""
-    partial: bool = False
-    """Whether some collected tests were deselected: a partial run prunes nothing."""
-    collected: list[str] = field(default_factory=list)
-    """Node ids of the cached tests collected."""
-    passed: list[str] = field(default_factory=list)
-    """Node ids of the cached tests that passed."""
-    protected_paths: list[str] = field(default_factory=list)
-    """Cassettes of tests that did not pass (skipped, xfailed, failed): never judged unused."""
-    protected_folders: list[str] = field(default_factory=list)
-    """Cassette folders where such a test's cassette cannot be known: no file deleted there."""
-    drift: list[list[str]] = field(default_factory=list)
-    """``[test, cassette, key, class, one-line diff]`` of each entry recorded, compared with
-    what the cassette held before (the drift report)."""
+    __slots__ = (
+        "collected",
+        "counts",
+        "drift",
+        "expired_entries",
+        "expired_tests",
+        "folders",
+        "missed_tests",
+        "owned",
+        "partial",
+        "passed",
+        "protected_folders",
+        "protected_paths",
+        "saved_seconds",
+        "saved_tokens",
+        "used",
+        "written",
+    )
+
+    def __init__(self) -> None:
+        self.counts = Counts()
+        self.missed_tests: list[str] = []
+        self.expired_tests: list[str] = []
+        self.written: list[str] = []
+        self.saved_seconds = 0.0
+        self.saved_tokens: dict[str, list[int]] = {}
+        """Per model: input and output tokens the replays did not spend."""
+        self.used: dict[str, list[list[Any]]] = {}
+        """Per cassette: the ``[key, occurrence]`` slots replayed or recorded by passing tests."""
+        self.owned: list[str] = []
+        """Cassettes that tests of this run read or wrote."""
+        self.expired_entries: list[list[str]] = []
+        """``[cassette, key, test]`` of each expired entry replayed."""
+        self.folders: list[str] = []
+        """Cassette folders of the collected test modules (for ``--llm-cache-prune``)."""
+        self.partial = False
+        """Whether some collected tests were deselected: a partial run prunes nothing."""
+        self.collected: list[str] = []
+        """Node ids of the cached tests collected."""
+        self.passed: list[str] = []
+        """Node ids of the cached tests that passed."""
+        self.protected_paths: list[str] = []
+        """Cassettes of tests that did not pass (skipped, xfailed, failed): never judged unused."""
+        self.protected_folders: list[str] = []
+        """Cassette folders where such a test's cassette cannot be known: no file deleted there."""
+        self.drift: list[list[str]] = []
+        """``[test, cassette, key, class, one-line diff]`` of each entry recorded, compared with
+        what the cassette held before (the drift report)."""
 
     def add_outcomes(
         self,
@@ -116,16 +162,27 @@ class RunStats:
 
     def to_json(self) -> dict[str, Any]:
         """A plain mapping (what xdist can carry)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {name: getattr(self, name) for name in self.__slots__}
         data["counts"] = self.counts.as_dict()
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunStats:
         """The inverse of :meth:`to_json`."""
-        values = dict(data)
-        values["counts"] = Counts(**data["counts"])
-        return cls(**values)
+        stats = cls()
+        for name, value in data.items():
+            setattr(stats, name, value)  # an unknown name raises: there is no slot for it
+        stats.counts = Counts(**data["counts"])
+        return stats
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunStats):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"RunStats({fields})"
 
     @property
     def input_tokens(self) -> int:

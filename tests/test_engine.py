@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from pytest_llmcache._errors import CacheRefusal, ReplayMiss
 from pytest_llmcache._exchange import Headers, Request, Response
 from pytest_llmcache._key import KeyOptions, request_key
 from pytest_llmcache._settings import Mode, Settings, TestOptions
-from pytest_llmcache._stats import Counts
 
 URL = "https://api.example.com/v1/chat/completions"
 JSON: Headers = (("content-type", "application/json"),)
@@ -1022,10 +1020,3 @@ def test_a_zero_ttl_shows_as_zero(tmp_path: Path, path: Path) -> None:
     test = begin(engine_for(Mode.REPLAY, tmp_path, strict=True), path)
     with pytest.raises(ReplayMiss, match=r"\(recorded 2000-01-01T00:00:00Z, ttl 0s\)"):
         test.decide(request)
-
-
-def test_counts_add_up_field_by_field() -> None:
-    names = [f.name for f in fields(Counts)]
-    total = Counts(*range(1, len(names) + 1))
-    total.add(Counts(*range(10, 10 * len(names) + 1, 10)))
-    assert total.as_dict() == {name: 11 * (n + 1) for n, name in enumerate(names)}
