@@ -26,18 +26,22 @@ the first test's leftovers.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
+import importlib.abc
+import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._errors import CacheRefusal
 
 if TYPE_CHECKING:
+    import asyncio  # bound at run time by _patch_asyncio, once the suite imports it
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
     from ._engine import TestCache
 
 __all__ = [
@@ -141,7 +145,8 @@ def _origin() -> Any:
     """The test the caller was started by (``_NONE``: no test, or one not tracked)."""
     # The most specific first: a task (a loop may run inside a pool work item or a thread
     # that serves every test, as a background loop does), then the work item, then the thread.
-    if _tasks and asyncio._get_running_loop() is not None:  # no look-up while none is stamped
+    # No look-up while no task is stamped; once one is, asyncio is imported and patched.
+    if _tasks and asyncio._get_running_loop() is not None:
         task = asyncio.current_task()
         if task is not None:
             found = _tasks.get(task, _UNSET)
@@ -208,26 +213,75 @@ def unseen_transport() -> Unseen | None:
 
 # -- carrying the origin into threads, pools and tasks ------------------------------------
 
-_undo: list[Callable[[], None]] = []
+Undo = Callable[[], None]
+_undo: list[Undo] = []
 
 
 def install() -> None:
-    """Stamp threads, thread-pool work and asyncio tasks with the test that started them."""
+    """Stamp threads, thread-pool work and asyncio tasks with the test that started them.
+
+    The thread pool and asyncio are patched now if they are imported, or else as soon as
+    their import finishes (before anything can use them): a suite that never uses them does
+    not pay for importing them.
+    """
     if _undo:
         return
+    _undo.append(_patch_threads())
+    waiting = {}
+    for name, patch in _ON_IMPORT.items():
+        if name in sys.modules:
+            _undo.append(patch())
+        else:
+            waiting[name] = patch
+    if waiting:
+        finder = _PatchOnImport(waiting)
+        sys.meta_path.insert(0, finder)
+        _undo.append(finder.remove)
+
+
+def uninstall() -> None:
+    """Stop stamping."""
+    while _undo:
+        _undo.pop()()
+
+
+def _patch_threads() -> Undo:
     thread_start = threading.Thread.start
-    submit = ThreadPoolExecutor.submit
-    create_task = asyncio.BaseEventLoop.create_task
-    run_threadsafe = asyncio.run_coroutine_threadsafe
 
     def start(self: threading.Thread) -> None:
         if not type(self).__module__.startswith(_POOL_THREAD_MODULES):
             self._llm_cache_origin = _origin_for_new()  # type: ignore[attr-defined]
         thread_start(self)
 
+    def undo() -> None:
+        threading.Thread.start = thread_start  # type: ignore[method-assign]
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+    return undo
+
+
+def _patch_pool() -> Undo:
+    from concurrent.futures.thread import ThreadPoolExecutor
+
+    submit = ThreadPoolExecutor.submit
+
     def pool_submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         # A pool's threads serve whoever submits: the work item carries its submitter.
         return submit(self, _run_as, _origin_for_new(), fn, *args, **kwargs)
+
+    def undo() -> None:
+        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
+
+    ThreadPoolExecutor.submit = pool_submit  # type: ignore[method-assign,assignment]
+    return undo
+
+
+def _patch_asyncio() -> Undo:
+    global asyncio  # _origin and _carried use it once a task is stamped
+    import asyncio
+
+    create_task = asyncio.BaseEventLoop.create_task
+    run_threadsafe = asyncio.run_coroutine_threadsafe
 
     def loop_create_task(self: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
         task = create_task(self, coro, *args, **kwargs)
@@ -245,24 +299,81 @@ def install() -> None:
             return run_threadsafe(coro, loop)
         return run_threadsafe(_carried(_origin_for_new(), coro), loop)
 
-    threading.Thread.start = start  # type: ignore[method-assign]
-    ThreadPoolExecutor.submit = pool_submit  # type: ignore[method-assign,assignment]
-    asyncio.BaseEventLoop.create_task = loop_create_task  # type: ignore[method-assign]
-    asyncio.run_coroutine_threadsafe = asyncio.tasks.run_coroutine_threadsafe = threadsafe
-
     def undo() -> None:
-        threading.Thread.start = thread_start  # type: ignore[method-assign]
-        ThreadPoolExecutor.submit = submit  # type: ignore[method-assign]
         asyncio.BaseEventLoop.create_task = create_task  # type: ignore[method-assign]
         asyncio.run_coroutine_threadsafe = asyncio.tasks.run_coroutine_threadsafe = run_threadsafe
 
-    _undo.append(undo)
+    asyncio.BaseEventLoop.create_task = loop_create_task  # type: ignore[method-assign]
+    asyncio.run_coroutine_threadsafe = asyncio.tasks.run_coroutine_threadsafe = threadsafe
+    return undo
 
 
-def uninstall() -> None:
-    """Stop stamping."""
-    while _undo:
-        _undo.pop()()
+_ON_IMPORT: dict[str, Callable[[], Undo]] = {
+    "concurrent.futures.thread": _patch_pool,
+    "asyncio": _patch_asyncio,
+}
+"""What to patch in each module the suite may import late, by module name."""
+
+
+class _PatchOnImport:
+    """Patches a module right after it is first executed, before its importer can use it.
+
+    (The adapters' own watcher patches HTTP libraries through adapter modules; these two
+    patches belong here, with the stamps they set.)
+    """
+
+    def __init__(self, waiting: dict[str, Callable[[], Undo]]) -> None:
+        self.waiting = waiting
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        """The module's own spec, with a loader that patches it once it is executed."""
+        if fullname not in self.waiting:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _ThenPatch(spec.loader, self)
+        return spec
+
+    def loaded(self, fullname: str) -> None:
+        """``fullname`` has just been executed: patch it."""
+        patch = self.waiting.pop(fullname, None)
+        if patch is not None:
+            _undo.append(patch())
+
+    def remove(self) -> None:
+        """Stop watching imports."""
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+
+
+class _ThenPatch(importlib.abc.Loader):
+    """A module's own loader, then the patch."""
+
+    def __init__(self, loader: Any, finder: _PatchOnImport) -> None:
+        self._loader = loader
+        self._finder = finder
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        """As the module's loader does."""
+        module: ModuleType | None = self._loader.create_module(spec)
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        """Run the module, then patch it."""
+        self._loader.exec_module(module)
+        self._finder.loaded(module.__name__)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loader, name)
 
 
 def _run_as(origin: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:

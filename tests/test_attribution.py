@@ -207,6 +207,70 @@ async def test_second(lazy_client):
     assert answer.status_code == 200
 """
 
+IMPORTED_LATE = """
+import json
+import os
+import pathlib
+import sys
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.llm_cache
+
+URL = os.environ["FAKE_URL"]
+OUT = pathlib.Path(os.environ["SCENARIO_OUT"])
+LATE = {}
+
+
+def save(name, value):
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(value))
+
+
+def chat(text):
+    body = {"model": "gpt-fake", "messages": [{"role": "user", "content": text}]}
+    request = urllib.request.Request(
+        URL + "/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return response.status
+
+
+async def late_call(go):
+    await go.wait()
+    try:
+        return f"sent: {chat('late task')}"
+    except BaseException as exc:
+        return str(exc)
+
+
+def test_one():
+    save("before", [m for m in ("asyncio", "concurrent.futures.thread") if m in sys.modules])
+    import asyncio  # first imported now, while this test's cache is on
+    from concurrent.futures import ThreadPoolExecutor
+
+    LATE["pool"] = ThreadPoolExecutor(max_workers=1)  # its one thread serves both tests
+    assert LATE["pool"].submit(chat, "pool one").result() == 200
+    LATE["loop"] = asyncio.new_event_loop()
+    LATE["go"] = asyncio.Event()
+    LATE["task"] = LATE["loop"].create_task(late_call(LATE["go"]))
+
+
+def test_two():
+    assert LATE["pool"].submit(chat, "pool two").result() == 200
+
+    async def release():
+        LATE["go"].set()
+        save("late", await LATE["task"])
+
+    LATE["loop"].run_until_complete(release())
+    LATE["loop"].close()
+    LATE["pool"].shutdown()
+"""
+
 
 @pytest.fixture
 def out(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> Suite:
@@ -286,3 +350,21 @@ def test_anyio_tests_share_its_runner_task(out: Suite) -> None:
     assert "anyio two" in cassette(out, "test_anyio", "test_second")
     run(out, "--llm-cache=replay", plugins=plugins).assert_outcomes(passed=2)
     assert out.upstream() == 2
+
+
+def test_a_pool_or_task_of_a_module_imported_late_is_attributed(out: Suite) -> None:
+    # In a process of its own: here asyncio and the thread pool were imported long ago.
+    out.write("test_late_import.py", IMPORTED_LATE)
+    result = out.pytester.runpytest_subprocess(
+        "-p", "pytest_llmcache.plugin", "-p", "no:cacheprovider", "--llm-cache=record"
+    )
+    result.assert_outcomes(passed=2)
+    assert json.loads((out.path / "out" / "before.json").read_text()) == []
+    late = json.loads((out.path / "out" / "late.json").read_text())
+    assert late.startswith(
+        "pytest-llmcache: refused a call from a thread or task started by "
+        "test_late_import.py::test_one, which has finished"
+    ), late
+    assert served(out) == ["pool one", "pool two"]
+    assert "pool two" in cassette(out, "test_late_import", "test_two")
+    assert "late task" not in cassette(out, "test_late_import", "test_two")
