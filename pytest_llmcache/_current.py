@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib.abc
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import CacheRefusal
 
 if TYPE_CHECKING:
     import asyncio  # bound at run time by _patch_asyncio, once the suite imports it
+    from importlib.abc import Loader
     from importlib.machinery import ModuleSpec
     from types import ModuleType
 
@@ -84,13 +84,19 @@ _handling: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-class Unseen(NamedTuple):
+class Unseen:
     """A call on its way through a transport the cache cannot see into."""
 
-    via: str
-    """The transport's class, as ``module.QualifiedName``."""
-    call: str
-    """``METHOD URL`` of the call."""
+    __slots__ = ("call", "via")  # a plain class: a named tuple costs more to define
+
+    def __init__(self, via: str, call: str) -> None:
+        self.via = via
+        """The transport's class, as ``module.QualifiedName``."""
+        self.call = call
+        """``METHOD URL`` of the call."""
+
+    def __repr__(self) -> str:
+        return f"Unseen(via={self.via!r}, call={self.call!r})"
 
 
 _unseen: contextvars.ContextVar[Unseen | None] = contextvars.ContextVar(
@@ -340,7 +346,7 @@ class _PatchOnImport:
         else:
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _ThenPatch(spec.loader, self)
+            spec.loader = cast("Loader", _ThenPatch(spec.loader, self))
         return spec
 
     def loaded(self, fullname: str) -> None:
@@ -355,8 +361,8 @@ class _PatchOnImport:
             sys.meta_path.remove(self)
 
 
-class _ThenPatch(importlib.abc.Loader):
-    """A module's own loader, then the patch."""
+class _ThenPatch:
+    """A module's own loader, then the patch (a loader by its methods: an ABC costs more)."""
 
     def __init__(self, loader: Any, finder: _PatchOnImport) -> None:
         self._loader = loader
