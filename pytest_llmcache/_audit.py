@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._cassette import Cassette, CassetteError, Entry, parse
@@ -14,17 +13,42 @@ from ._stats import RunStats
 __all__ = ["Audit", "audit", "finish_run", "prune"]
 
 
-@dataclass
 class Audit:
     """What the run left unused, and what pruning removed."""
 
-    unused: list[tuple[str, str]] = field(default_factory=list)
-    """``(cassette, key)`` of every entry no passing test replayed."""
-    pruned: list[tuple[str, int]] = field(default_factory=list)
-    """``(cassette, entries removed)`` per rewritten cassette."""
-    deleted: list[str] = field(default_factory=list)
-    """Cassette files no collected test owns, removed by pruning."""
-    errors: list[str] = field(default_factory=list)
+    # A plain class: a dataclass costs more to define than the rest of the module.
+    __slots__ = ("deleted", "errors", "pruned", "unused")
+
+    def __init__(
+        self,
+        unused: list[tuple[str, str]] | None = None,
+        pruned: list[tuple[str, int]] | None = None,
+        deleted: list[str] | None = None,
+        errors: list[str] | None = None,
+    ) -> None:
+        self.unused = [] if unused is None else unused
+        """``(cassette, key)`` of every entry no passing test replayed."""
+        self.pruned = [] if pruned is None else pruned
+        """``(cassette, entries removed)`` per rewritten cassette."""
+        self.deleted = [] if deleted is None else deleted
+        """Cassette files no collected test owns, removed by pruning."""
+        self.errors = [] if errors is None else errors
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Audit):
+            return NotImplemented
+        return (self.unused, self.pruned, self.deleted, self.errors) == (
+            other.unused,
+            other.pruned,
+            other.deleted,
+            other.errors,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Audit(unused={self.unused!r}, pruned={self.pruned!r}, "
+            f"deleted={self.deleted!r}, errors={self.errors!r})"
+        )
 
 
 def _slots(cassette: Cassette) -> list[tuple[str, int, int]]:

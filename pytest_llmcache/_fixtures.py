@@ -216,7 +216,7 @@ def fixture_cache(
         pytest.fail(problem, pytrace=False)
 
 
-_CLAIMS = pytest.StashKey[dict[Path, str]]()
+_CLAIMS: pytest.StashKey[dict[Path, str]] = pytest.StashKey()
 
 
 def _clash(config: pytest.Config, path: Path, fixturedef: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""The run's totals: counts that add up, and stats that cross from xdist workers intact."""
+"""The run's totals: counts that add up, stats that cross from xdist workers intact, audits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pytest_llmcache._audit import Audit
 from pytest_llmcache._stats import Counts, RunStats
 
 NAMES = ["replayed", "recorded", "missed", "expired", "passed_through"]
@@ -87,3 +88,15 @@ def test_merge_adds_another_process_totals() -> None:
     assert one.passed == ["t.py::a", "t.py::a"]
     assert (one.input_tokens, one.output_tokens) == (14, 6)
     assert "saved_seconds=3.0" in repr(one)
+
+
+def test_audits_share_no_list() -> None:
+    first = Audit()
+    first.unused.append(("c.yaml", "key"))
+    first.errors.append("could not prune c.yaml")
+    assert Audit() == Audit([], [], [], [])
+    assert Audit() != first
+    assert first == Audit(unused=[("c.yaml", "key")], errors=["could not prune c.yaml"])
+    assert repr(Audit(deleted=["d.yaml"])) == (
+        "Audit(unused=[], pruned=[], deleted=['d.yaml'], errors=[])"
+    )
