@@ -21,12 +21,14 @@ __all__ = ["ENABLED", "read_entry"]
 
 ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 
-# A field's line, found from the line break before it: "  name:" and its one-line value.
-_FIELD = re.compile(r"\n  ([a-z_]+):(?: ([^\n]*))?(?=\n)")
-# In a block, a line that is neither empty nor indented four spaces; a line of spaces only.
-_BAD_LINE = re.compile(r"\n(?!    |\n|\Z)")
+# Where an entry's lines may not be: a line break followed by anything but another line break
+# or a block's line (once its four spaces of indentation were replaced by ``_BLOCK_LINE``).
+_STRAY = re.compile("\n[^\n\x00]")
 _SPACES_LINE = re.compile(r"\n +(?:\n|\Z)")
-_KEY = re.compile(r"[0-9a-f]{1,64}")
+# Stands for a line break and a block line's indentation while the fields are split apart;
+# YAML cannot hold it as it is, so an entry that has it is for PyYAML.
+_BLOCK_LINE = "\x00"
+_LOWER = "abcdefghijklmnopqrstuvwxyz_"
 _INT = re.compile(r"[1-9][0-9]{0,17}|0")
 _FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
 # Plain names the writer uses as they are (JSON styles, the stream's line ending).
@@ -50,32 +52,48 @@ def read_entry(text: str) -> dict[str, Any] | None:
     """The fields of one entry (``- key: ...`` and the lines after it), or ``None``."""
     if ("\r" in text) if text.isascii() else _YAML_BREAKS.search(text) is not None:
         return None
-    if not text.startswith("- key: "):
+    if not text.startswith("- key: ") or _BLOCK_LINE in text:
         return None
+    if (" \n" in text or text.endswith(" ")) and _SPACES_LINE.search(text) is not None:
+        return None  # a line of spaces only: let YAML decide
     # Every line after the first is a field ("  name: value") or a block's content (indented
-    # four spaces, or empty). One split at the fields' lines gives the first line, then the
-    # name, the one-line value and what follows (a block's lines, each after a line break)
-    # of each field in turn.
-    parts = _FIELD.split(text[:-1] if text.endswith("\n") else text)
+    # four spaces, or empty). With each block line's break and indentation made one mark,
+    # the line breaks left are the fields' and the empty lines': splitting at the fields'
+    # gives the first line, then each field with its block, done by the C string methods.
+    body = text[:-1] if text.endswith("\n") else text
+    parts = body.replace("\n    ", _BLOCK_LINE).split("\n  ")
     key = parts[0][7:]
     if key[:1] == "'" and key[-1:] == "'":
         key = key[1:-1]
-    if "\n" in key or not _KEY.fullmatch(key):
-        return None  # something between the first line and the first field
+    if not key or len(key) > 64 or key.strip("0123456789abcdef") or "\n" in parts[0]:
+        return None  # not a key as the writer writes it, or lines before the first field
     data: dict[str, Any] = {"key": key}
-    for at in range(1, len(parts), 3):
-        name, raw, lines = parts[at], parts[at + 1], parts[at + 2]
-        if name in data:
+    for part in parts[1:]:
+        head, mark, lines = part.partition(_BLOCK_LINE)
+        if "\n" in part:
+            # Empty lines: each must be followed by another, or by a block line.
+            rest = part.replace("\n" + _BLOCK_LINE, _BLOCK_LINE)
+            if "\n" in rest and _STRAY.search(rest) is not None:
+                return None
+            cut = head.find("\n")
+            if cut >= 0:
+                head, mark, lines = head[:cut], "\n", head[cut + 1 :] + mark + lines
+        name, sep, raw = head.partition(":")
+        if not sep or not name or name.strip(_LOWER) or name in data:
+            return None
+        if raw[:1] == " ":
+            raw = raw[1:]
+        elif raw:
             return None
         if raw in _BLOCKS:
-            value = _block(lines, raw)
+            value = _block(mark + lines, raw)
             if value is None:
                 return None
             data[name] = value
         else:
-            if lines:
+            if mark:
                 return None  # something between two fields that is no block content
-            value = _scalar(name, raw or "")
+            value = _scalar(name, raw)
             if value is None:
                 return None
             data[name] = value
@@ -83,18 +101,14 @@ def read_entry(text: str) -> dict[str, Any] | None:
 
 
 def _block(lines: str, header: str) -> str | None:
-    """A literal block's text from its lines, each after a line break, indented four spaces
-    or empty."""
-    if _BAD_LINE.search(lines) or (
-        (" \n" in lines or lines.endswith(" ")) and _SPACES_LINE.search(lines)
-    ):
-        return None  # a line of fewer spaces, or of spaces only: let YAML decide
+    """A literal block's text from its lines, each after a line break (a block line's break
+    and indentation made ``_BLOCK_LINE``), or empty."""
     # YAML finds a block's indentation from its first non-empty line: more than four spaces
     # there would be read differently (our writer then adds an indentation indicator).
     stripped = lines.lstrip("\n")
-    if not stripped or stripped.startswith("     "):
+    if not stripped or stripped[1:2] == " ":
         return None
-    body = lines.replace("\n    ", "\n")[1:] + "\n"
+    body = lines.replace(_BLOCK_LINE, "\n")[1:] + "\n"
     kept = body.rstrip("\n")
     if header == "|":
         return kept + "\n"

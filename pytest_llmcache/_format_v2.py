@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,9 +31,8 @@ VERSION = 2
 
 _HEAD = "version: 2\nentries:\n"
 _ENTRY = "- key: "
-# A line that starts without indentation: an entry's first line (its key, quoted or not), or
-# something else (group 2 is None).
-_TOP_LINE = re.compile(r"\n(?:- key: ('?)([0-9a-f]{1,64})\1\n|(?=[^ \n]))")
+_KEY_LINE = "\n" + _ENTRY
+_HEX = "0123456789abcdef"
 _FIELDS = (
     "key",
     "recorded_at",
@@ -202,26 +200,30 @@ def from_data(data: dict[str, Any], path: Path) -> list[Entry]:
 
 
 def _scan(text: str, path: Path) -> list[Entry] | None:
-    """Each entry's key and place in the text, or ``None`` if the layout is not the writer's."""
+    """Each entry's key and place in the text, or ``None`` if the layout is not the writer's.
+
+    Only the entries' first lines are looked for: any other line that starts without
+    indentation (a comment, a field) lies inside an entry's text, whose reader then leaves
+    that entry to PyYAML when it is used.
+    """
     if text == "version: 2\nentries: []\n":
         return []
     if not text.startswith(_HEAD + _ENTRY):
         return None
-    starts = []
-    keys = []
-    # Every line that starts without indentation must begin an entry: anything else at the
-    # top level (a comment, another field) is for the full YAML reader.
-    for match in _TOP_LINE.finditer(text, len(_HEAD) - 1):
-        key = match.group(2)
-        if key is None:
-            return None
-        starts.append(match.start() + 1)
-        keys.append(key)
-    ends = [*starts[1:], len(text)]
-    return [
-        Entry.lazy(key, _FORMAT, _Source(path, text, start, end))
-        for key, start, end in zip(keys, starts, ends, strict=True)
-    ]
+    entries = []
+    find = text.find
+    at = len(_HEAD) - 1
+    while at >= 0:
+        start = at + 1
+        end = find("\n", start)
+        key = text[start + len(_ENTRY) : end]
+        if key[:1] == "'" and key[-1:] == "'":
+            key = key[1:-1]
+        if end < 0 or not key or len(key) > 64 or key.strip(_HEX):
+            return None  # a key line as the writer does not write it: for PyYAML
+        at = find(_KEY_LINE, end)
+        entries.append(Entry.lazy(key, _FORMAT, _Source(path, text, start, at + 1 or len(text))))
+    return entries
 
 
 class _Source:

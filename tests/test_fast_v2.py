@@ -8,13 +8,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_llmcache import _yaml
 from pytest_llmcache._capture import make_entry
 from pytest_llmcache._cassette import Cassette
-from pytest_llmcache._entry import Entry
+from pytest_llmcache._entry import CassetteError, Entry
 from pytest_llmcache._exchange import Request
 from pytest_llmcache._fast_v2 import read_entry
 from pytest_llmcache._format_v2 import read, render
@@ -220,3 +221,56 @@ def test_an_edited_entry_is_read_as_pyyaml_reads_it_or_declined(text: str) -> No
     assert len(expected) == 1
     assert fast == expected[0]
     assert [type(v) for v in fast.values()] == [type(v) for v in expected[0].values()]
+
+
+def _two_entries() -> str:
+    made = [
+        make_entry(
+            key=key,
+            request=Request("POST", "https://api.example.com/v1/x", (), b'{"n": 1}'),
+            status=200,
+            headers=(("content-type", "application/json"),),
+            chunks=[b'{"answer": "%s"}' % key.encode()],
+            match_headers=(),
+            ttl=None,
+            duration=0.5,
+            now=NOW,
+            secrets=(),
+        )
+        for key in ("0a", "0b")
+    ]
+    return render(made)
+
+
+def test_a_top_level_comment_between_entries_is_read_by_pyyaml(tmp_path: Path) -> None:
+    text = _two_entries()
+    second = text.index("- key: 0b")
+    path = tmp_path / "c.yaml"
+    path.write_text(text[:second] + "# kept by hand\n" + text[second:])
+    first, other = Cassette.load(path).entries
+    assert read_entry(first.source.text[first.source.start : first.source.end]) is None
+    assert first.to_response().chunks == (b'{"answer": "0a"}',)
+    assert other.to_response().chunks == (b'{"answer": "0b"}',)
+
+
+@pytest.mark.parametrize("where", ["between", "after"])
+def test_a_top_level_field_among_entries_names_the_file_and_its_line(
+    tmp_path: Path, where: str
+) -> None:
+    text = _two_entries()
+    at = text.index("- key: 0b") if where == "between" else len(text)
+    path = tmp_path / "c.yaml"
+    path.write_text(text[:at] + "note: by hand\n" + text[at:])
+    line = text[:at].count("\n") + 1
+    first, other = Cassette.load(path).entries
+    damaged = first if where == "between" else other
+    with pytest.raises(CassetteError, match=rf"c\.yaml:{line}: not a valid cassette"):
+        damaged.to_response()
+
+
+def test_a_key_line_edited_by_hand_is_read_by_pyyaml(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(_two_entries().replace("- key: 0b\n", "- key: 0b  # the second\n"))
+    first, other = Cassette.load(path).entries
+    assert (first.key, other.key) == ("0a", "0b")
+    assert other.to_response().chunks == (b'{"answer": "0b"}',)
