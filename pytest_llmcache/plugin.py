@@ -34,15 +34,16 @@ if TYPE_CHECKING:
     from ._engine import Engine, TestCache
     from ._exchange import Request
 
-_SETTINGS = pytest.StashKey[Settings]()
+_SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
 _ENGINE: pytest.StashKey[Engine] = pytest.StashKey()
 _TEST: pytest.StashKey[TestCache] = pytest.StashKey()
+_HOOKED: pytest.StashKey[bool] = pytest.StashKey()
 _AUDIT: pytest.StashKey[Audit | None] = pytest.StashKey()
-_PRUNE_FOLDERS = pytest.StashKey[set[str]]()
-_PARTIAL = pytest.StashKey[bool]()
-_OUTCOMES = pytest.StashKey[Outcomes]()
-_OPTIONS = pytest.StashKey[dict[tuple[int, ...], tuple[list[Any], TestOptions]]]()
-_OWN_CONFIG = pytest.StashKey[dict[int, tuple[object, bool]]]()
+_PRUNE_FOLDERS: pytest.StashKey[set[str]] = pytest.StashKey()
+_PARTIAL: pytest.StashKey[bool] = pytest.StashKey()
+_OUTCOMES: pytest.StashKey[Outcomes] = pytest.StashKey()
+_OPTIONS: pytest.StashKey[dict[tuple[int, ...], tuple[list[Any], TestOptions]]] = pytest.StashKey()
+_OWN_CONFIG: pytest.StashKey[dict[int, tuple[object, bool]]] = pytest.StashKey()
 _ACTIVATION = "_llm_cache_activation"
 
 _IniType = Literal["string", "bool", "linelist"]
@@ -186,40 +187,62 @@ def _wants_cache(item: pytest.Item, settings: Settings) -> bool:
     return settings.all_tests or item.get_closest_marker("llm_cache") is not None
 
 
-_running: list[pytest.Item] = []
-"""The tests being run, innermost last (a pytest run inside a test adds its own)."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Turns the cache on for a cached test, before any of its fixtures is set up.
+
+    It runs after pytest's skip and xfail checks (which run first) and before pytest sets up
+    the fixtures (its own set-up runs after this plugin's). Tests whose ``llm_cache_config``
+    is overridden turn it on from a fixture instead (see below).
+    """
+    if item.stash.get(_HOOKED, False):
+        _turn_on(item, _options(item, item.config.stash[_SETTINGS]))
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    _running.append(item)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    """Turns the cache off once all of the test's teardown ran (a module fixture torn down
+    with the last test of its module turns its own cassette on over the test's)."""
     try:
         return (yield)
     finally:
-        _running.pop()
+        if item.stash.get(_HOOKED, False) and _TEST in item.stash:
+            _turn_off(item)
 
 
 @pytest.fixture
-def _llm_cache_activation() -> Iterator[TestCache | None]:
-    """Turns the cache on around a cached test (setup, call and teardown).
-
-    Added at collection to the tests that are marked (or to all, with the suite switch), and
-    pulled in by the ``llm_cache`` fixture: other tests never run it. It takes its test from
-    the protocol hook above, not from ``request``, which pytest builds anew, at some cost,
-    for every fixture that asks for it.
-    """
-    if not _running:
-        raise RuntimeError("pytest-llmcache: its fixtures are set up by pytest's test protocol")
-    node = _running[-1]
-    config = node.config
-    settings = config.stash[_SETTINGS]
-    if not (_wants_cache(node, settings) or "llm_cache" in getattr(node, "fixturenames", ())):
+def _llm_cache_activation(request: pytest.FixtureRequest) -> Iterator[TestCache | None]:
+    """Turns the cache on around a cached test whose options need a fixture of its own: an
+    ``llm_cache_config`` a conftest, module or class overrides. Pulled in by the ``llm_cache``
+    fixture too, where the set-up hook may already have turned the cache on."""
+    node = request.node
+    if node.stash.get(_HOOKED, False):
+        yield node.stash.get(_TEST, None)
+        return
+    settings = node.config.stash[_SETTINGS]
+    if not isinstance(node, pytest.Item) or not (
+        _wants_cache(node, settings) or "llm_cache" in getattr(node, "fixturenames", ())
+    ):
         yield None
         return
+    test = _turn_on(node, _options(node, settings))
+    if settings.mode is Mode.OFF:
+        yield test
+        return
     try:
-        options = _options(node, settings)
-    except OptionError as exc:
-        pytest.fail(f"pytest-llmcache: {node.nodeid}: {exc}", pytrace=False)
+        yield test
+    finally:
+        _turn_off(node)
+
+
+def _turn_on(node: pytest.Item, options: TestOptions | str) -> TestCache:
+    """Start caching ``node``'s calls (in ``off`` mode, only its counts for ``llm_cache``).
+
+    ``options`` is the problem found with them instead, if any: the test fails.
+    """
+    if isinstance(options, str):
+        pytest.fail(f"pytest-llmcache: {node.nodeid}: {options}", pytrace=False)
+    config = node.config
+    settings = config.stash[_SETTINGS]
     path = cassette_path(
         test_file=node.path,
         nodeid=node.nodeid,
@@ -231,17 +254,19 @@ def _llm_cache_activation() -> Iterator[TestCache | None]:
     if settings.mode is Mode.OFF:
         from ._engine import TestCache
 
-        yield TestCache(engine, node.nodeid, options, path)
-        return
+        return TestCache(engine, node.nodeid, options, path)
     from . import _adapters
 
     _adapters.install()
     test = engine.begin(_command_line_id(node, config), options, path, test_id=node.nodeid)
     node.stash[_TEST] = test
-    try:
-        yield test
-    finally:
-        engine.end(test)
+    return test
+
+
+def _turn_off(node: pytest.Item) -> None:
+    test = node.stash[_TEST]
+    del node.stash[_TEST]
+    _engine(node.config).end(test)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -257,7 +282,7 @@ def pytest_fixture_setup(
         fixturedef.scope == "function"
         or settings.mode is Mode.OFF
         or not isinstance(item, pytest.Item)
-        or not (_wants_cache(item, settings) or _ACTIVATION in getattr(item, "fixturenames", ()))
+        or not (item.stash.get(_HOOKED, False) or _ACTIVATION in getattr(item, "fixturenames", ()))
     ):
         return (yield)
     from ._fixtures import fixture_cache
@@ -314,6 +339,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             and (_wants_cache(item, settings) or _ACTIVATION in names)
         ):
             outcomes.collected[item.nodeid] = None
+            if _default_config(item):
+                item.stash[_HOOKED] = True  # the set-up and teardown hooks turn it on
+                continue
             # The fixture goes before the test's own function fixtures, so the cache is on
             # when they make calls, and after broader ones (session, module), which serve
             # more than this test. (Parametrized tests share this list.)
@@ -391,21 +419,24 @@ def _from_invocation_dir(config: pytest.Config, path: str | None) -> str | None:
     return None if path is None else str(config.invocation_params.dir / path)
 
 
-def _options(node: pytest.Item, settings: Settings) -> TestOptions:
-    """The test's options: worked out once for the tests that share the same markers (the
-    parameters of one test, a module's ``pytestmark``) when no ``llm_cache_config`` fixture
-    overrides the plugin's own."""
+def _options(node: pytest.Item, settings: Settings) -> TestOptions | str:
+    """The test's options (or what is wrong with them): worked out once for the tests that
+    share the same markers (the parameters of one test, a module's ``pytestmark``) when no
+    ``llm_cache_config`` fixture overrides the plugin's own."""
     marks = list(node.iter_markers("llm_cache"))
-    if not _default_config(node):
-        config = node._request.getfixturevalue("llm_cache_config")  # type: ignore[attr-defined]
-        return resolve_test_options(settings, config, _keywords(marks))
-    # Marks live as long as the session: their ids name them (the list keeps them alive).
-    known = node.config.stash.setdefault(_OPTIONS, {})
-    key = tuple(map(id, marks))
-    found = known.get(key)
-    if found is None:
-        found = known[key] = (marks, resolve_test_options(settings, {}, _keywords(marks)))
-    return found[1]
+    try:
+        if not _default_config(node):
+            config = node._request.getfixturevalue("llm_cache_config")  # type: ignore[attr-defined]
+            return resolve_test_options(settings, config, _keywords(marks))
+        # Marks live as long as the session: their ids name them (the list keeps them alive).
+        known = node.config.stash.setdefault(_OPTIONS, {})
+        key = tuple(map(id, marks))
+        found = known.get(key)
+        if found is None:
+            found = known[key] = (marks, resolve_test_options(settings, {}, _keywords(marks)))
+        return found[1]
+    except OptionError as exc:
+        return str(exc)
 
 
 def _keywords(marks: list[pytest.Mark]) -> list[tuple[Any, Any]]:

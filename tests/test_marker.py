@@ -325,3 +325,50 @@ def test_function_fixtures_go_to_the_test_and_session_fixtures_to_their_own(
     before = suite.upstream()
     suite.run().assert_outcomes(passed=1)
     assert suite.upstream() == before
+
+
+def test_the_cache_is_on_through_the_teardown_of_function_fixtures(suite: Suite) -> None:
+    suite.write("helpers.py", CALL)
+    suite.write(
+        "test_teardown.py",
+        """
+        import pytest
+        from helpers import ask
+
+        @pytest.fixture(scope="module")
+        def shared():
+            yield
+            ask("module teardown")
+
+        @pytest.fixture
+        def per_test():
+            yield
+            ask("function teardown")
+
+        @pytest.mark.llm_cache
+        def test_first(shared, per_test):
+            pass
+
+        @pytest.mark.llm_cache
+        @pytest.mark.skip(reason="not today")
+        def test_skipped(shared):
+            ask("never")
+
+        @pytest.mark.llm_cache
+        def test_last(shared, per_test):
+            ask("last call")
+        """,
+    )
+    suite.run("--llm-cache=record").assert_outcomes(passed=2, skipped=1)
+    files = suite.cassettes()
+    assert "function teardown" in files["cassettes/test_teardown/test_first.yaml"]
+    last = files["cassettes/test_teardown/test_last.yaml"]
+    assert "last call" in last
+    assert "function teardown" in last
+    # The module fixture is torn down with the last test: its call goes to its own cassette.
+    assert "module teardown" not in last
+    assert "module teardown" in files["cassettes/test_teardown/fixture.shared.yaml"]
+    assert "cassettes/test_teardown/test_skipped.yaml" not in files
+    before = suite.upstream()
+    suite.run().assert_outcomes(passed=2, skipped=1)
+    assert suite.upstream() == before
