@@ -7,6 +7,7 @@ import gzip
 import itertools
 import json
 import zlib
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +20,8 @@ from pytest_llmcache._body import (
     encode_body,
     encode_chunks,
     is_stream_type,
+    json_style,
+    parse_json,
 )
 
 DATA = {"id": "chatcmpl-1", "choices": [{"message": {"content": "héllo ✓"}}], "n": 1.5}
@@ -275,3 +278,75 @@ def test_chunks_round_trip_property(chunks: list[bytes]) -> None:
 def test_base64_is_standard() -> None:
     stored = encode_body(bytes(range(256)))
     assert base64.b64decode(stored["base64"], validate=True) == bytes(range(256))
+
+
+STYLE_OPTIONS: dict[str, dict[str, Any]] = {
+    "compact": {"separators": (",", ":")},
+    "spaced": {"separators": (", ", ": ")},
+    "indent": {"indent": 2, "separators": (",", ": ")},
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(json_values, st.floats(), st.dictionaries(st.text(), json_values)),
+    st.sampled_from(sorted(STYLE_OPTIONS)),
+    st.booleans(),
+    st.booleans(),
+)
+def test_each_json_style_writes_what_json_dumps_writes(
+    value: object, layout: str, ascii_only: bool, newline: bool
+) -> None:
+    name = layout + ("+ascii" if ascii_only else "") + ("+nl" if newline else "")
+    expected = json.dumps(value, ensure_ascii=ascii_only, **STYLE_OPTIONS[layout])
+    assert json_style(name)(value) == expected + ("\n" if newline else "")
+
+
+def test_a_json_style_refuses_what_json_refuses_and_then_still_writes() -> None:
+    compact = json_style("compact")
+    box: dict[str, object] = {"a": [1], "b": object()}
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        compact(box)
+    box["b"] = box["a"]
+    assert compact(box) == '{"a":[1],"b":[1]}'
+
+
+JSON_TEXTS = [
+    '{"a": [1, 2.5, "x", null, true]}',
+    '{"a": 1}\n',
+    "[1, 2]\n\n",
+    "[1, 2] \n",
+    "[1, 2]\r\n",
+    "[1, 2] x",
+    "[1, 2]\nx",
+    "  [1, 2]",
+    "\ufeff[1]",
+    "{",
+    "[1,]",
+    '{"a" 1}',
+    "[NaN, Infinity]",
+    '"text"',
+    "12",
+    "",
+    "\n",
+    "[" * 100_000,
+]
+
+
+def _loads_outcome(loads: Any, text: str) -> object:
+    try:
+        return ("value", loads(text))
+    except (ValueError, RecursionError) as exc:
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize("text", JSON_TEXTS, ids=lambda t: repr(t)[:30])
+def test_parse_json_gives_what_json_loads_gives(text: str) -> None:
+    assert _loads_outcome(parse_json, text) == _loads_outcome(json.loads, text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(json_bodies(), st.sampled_from(["", " ", "\n", "x", "]", "\n\n", "\t"]))
+def test_parse_json_gives_what_json_loads_gives_property(raw: bytes, end: str) -> None:
+    text = raw.decode("utf-8", "surrogatepass") + end
+    assert _loads_outcome(parse_json, text) == _loads_outcome(json.loads, text)
