@@ -15,7 +15,6 @@ that does not keep that layout (edited by hand) is read whole, the slower way.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from . import _body, _events_v2, _fast_v2, _frames_v2
 from ._entry import CassetteError, Entry, fill
-from ._exchange import Response
+from ._exchange import Headers, Response
 
 __all__ = ["VERSION", "from_data", "read", "render"]
 
@@ -322,6 +321,43 @@ class _Version2:
     """Builds a lazy entry's fields, bodies and replayed response from its text."""
 
     def fields(self, entry: Entry) -> None:
+        data = entry.source.mapping()
+        get = data.get
+        ttl = get("ttl")
+        duration = get("duration")
+        test = get("test")
+        recorded_at = get("recorded_at")
+        request = get("request")
+        response = get("response")
+        # The writer's entry, every field of the type it writes: set as it is. Anything else
+        # is checked field by field below, which names the first problem.
+        if (
+            _KNOWN.issuperset(data)
+            and type(recorded_at) is str
+            and _is_time(recorded_at)
+            and (ttl is None or type(ttl) is int or type(ttl) is float)
+            and (type(duration) is float or type(duration) is int)
+            and (test is None or type(test) is str)
+            and type(request) is str
+            and type(response) is str
+            and request
+            and not request.isspace()
+            and response
+            and not response.isspace()
+            and get("key") == entry.key
+            and "allow_secrets" not in data
+        ):
+            _set(entry, "recorded_at", recorded_at)
+            _set(entry, "ttl", None if ttl is None else float(ttl))
+            _set(entry, "duration", float(duration))
+            _set(entry, "test", test)
+            _set(entry, "cut_short", get("cut_short") is True)
+            _set(entry, "allow_secrets", ())
+            return
+        self._fields(entry)
+
+    def _fields(self, entry: Entry) -> None:
+        """:meth:`fields` for any entry, checking each field in turn to name the first problem."""
         source: _Source = entry.source
         data = source.mapping()
         where = _Where(source)
@@ -388,6 +424,31 @@ class _Version2:
         fill(entry, response=stored)
 
     def replay(self, entry: Entry) -> Response:
+        data = entry.source.mapping()
+        head = _writers_head(data.get("response"))
+        if head is not None:
+            status, headers = head
+            text = data.get("response_json")
+            if type(text) is str and "response_json_style" not in data:
+                # The most common body, compact JSON (stored indented), read in fewest steps.
+                try:
+                    value = _body.parse_json(text)
+                except (RecursionError, ValueError):
+                    pass  # told below, naming the entry
+                else:
+                    return Response(status, headers, (_COMPACT(value).encode(),), document=value)
+            else:
+                try:
+                    if "response_json" in data:
+                        body, value = _json_body(data, "response", _SOMEWHERE)
+                        return Response(status, headers, (body,), document=value)
+                    return Response(status, headers, _chunks(data, "response", _SOMEWHERE))
+                except CassetteError:
+                    pass  # told below, naming the entry
+        return self._replay(entry)
+
+    def _replay(self, entry: Entry) -> Response:
+        """:meth:`replay` for any entry, checking each part in turn to name the first problem."""
         source: _Source = entry.source
         data = source.mapping()
         where = _Where(source)
@@ -407,6 +468,43 @@ class _Version2:
 
 
 _FORMAT = _Version2()
+
+
+_set = object.__setattr__
+
+
+def _is_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+_COMPACT = _body.json_style("compact")
+_STATUSES = {str(status): status for status in range(100, 1000)}
+# Stands for the entry in the messages of a first attempt, which an error sends to the
+# attempt that names the entry's line (finding it is costly).
+_SOMEWHERE = "entry"
+
+
+def _writers_head(block: object) -> tuple[int, Headers] | None:
+    """The status and headers of a response block as the writer writes it, or ``None`` for
+    any other block (which :meth:`_Version2._replay` reads, or names the problem of)."""
+    if type(block) is not str:
+        return None
+    lines = block.split("\n")
+    status = _STATUSES.get(lines[0])
+    if status is None or lines.pop() != "":
+        return None
+    headers = []
+    for line in lines[1:]:
+        # As _headers() reads it; an empty line, or one without ": ", is left to it.
+        name, sep, value = line.partition(": ")
+        if not sep or not name:
+            return None
+        headers.append((name, value))
+    return status, tuple(headers)
 
 
 def _lines(block: str) -> list[str]:
@@ -525,7 +623,7 @@ def _text(data: dict[str, Any], name: str, where: object) -> str:
 
 def _json(data: dict[str, Any], side: str, where: object) -> Any:
     try:
-        return json.loads(_text(data, f"{side}_json", where))
+        return _body.parse_json(_text(data, f"{side}_json", where))
     except RecursionError:
         raise CassetteError(f"{where}: {side}_json is nested too deeply") from None
     except ValueError as exc:
