@@ -72,8 +72,7 @@ def read_entry(text: str) -> dict[str, Any] | None:
         head, mark, lines = part.partition(_BLOCK_LINE)
         if "\n" in part:
             # Empty lines: each must be followed by another, or by a block line.
-            rest = part.replace("\n" + _BLOCK_LINE, _BLOCK_LINE)
-            if "\n" in rest and _STRAY.search(rest) is not None:
+            if _STRAY.search(part) is not None:
                 return None
             cut = head.find("\n")
             if cut >= 0:
