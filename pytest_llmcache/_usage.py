@@ -7,8 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._exchange import Response
@@ -16,9 +15,11 @@ from ._exchange import Response
 __all__ = ["Usage", "entry_usage", "price_of", "replay_usage"]
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Input and output tokens of one call, and the model that served it."""
+class Usage(NamedTuple):
+    """Input and output tokens of one call, and the model that served it.
+
+    A named tuple: every replayed call makes one, in half the time of a frozen dataclass.
+    """
 
     model: str
     input_tokens: int = 0
@@ -70,8 +71,10 @@ def replay_usage(
     200 events has its usage in one or two of them. ``request`` may be given as a function,
     called only if the response does not name its model.
     """
-    if response.document is not None:
-        return _usage(request, [_unwrapped(response.document)])
+    document = response.document
+    if document is not None:
+        usage = _plain_usage(document)
+        return usage if usage is not None else _usage(request, [_unwrapped(document)])
     documents: list[object] = []
     model_seen = False
     for chunk in response.chunks:
@@ -98,6 +101,31 @@ def replay_usage(
                 model_seen = model_seen or (isinstance(document, dict) and "model" in document)
                 documents.append(document)
     return _usage(request, documents)
+
+
+# Keys that make a document more than a plain answer with its model and usage: what
+# _unwrapped decodes, and the containers and usage blocks _usage_blocks looks into.
+_NOT_PLAIN = frozenset({"from", "bytes", "message", "response", "usageMetadata"})
+
+
+def _plain_usage(document: object) -> Usage | None:
+    """The usage of ``{"model": ..., "usage": {...}, ...}`` (most whole answers) read directly,
+    the same as :func:`_usage` reads it; ``None`` for any other document."""
+    if type(document) is not dict or not _NOT_PLAIN.isdisjoint(document):
+        return None
+    model = document.get("model")
+    usage = document.get("usage")
+    if type(model) is not str or type(usage) is not dict or "tokens" in usage:
+        return None
+    input_tokens = usage.get("prompt_tokens")
+    if input_tokens is None:
+        input_tokens = usage.get("input_tokens")
+    output_tokens = usage.get("completion_tokens")
+    if output_tokens is None:
+        output_tokens = usage.get("output_tokens")
+    if type(input_tokens) is not int or type(output_tokens) is not int:
+        return None
+    return Usage(model, max(input_tokens, 0), max(output_tokens, 0))
 
 
 def _frames() -> Any:

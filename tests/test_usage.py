@@ -154,3 +154,52 @@ def test_prices_apply_by_longest_model_prefix() -> None:
 def test_a_bad_price_line_names_the_option(line: str) -> None:
     with pytest.raises(OptionError, match=r"llm_cache_prices: .* is not '<model>"):
         parse_prices([line])
+
+
+PLAIN = {"id": "x", "model": "gpt-p", "usage": {"prompt_tokens": 4, "completion_tokens": 6}}
+
+DOCUMENTS = [
+    PLAIN,
+    {"model": "claude-p", "usage": {"input_tokens": 3, "output_tokens": 8}},
+    {"model": "m", "usage": {"prompt_tokens": None, "input_tokens": 2, "completion_tokens": 1}},
+    {"model": "m", "usage": {"prompt_tokens": "4", "input_tokens": 2, "completion_tokens": 1}},
+    {"model": "m", "usage": {"prompt_tokens": True, "completion_tokens": 1}},
+    {"model": "m", "usage": {"prompt_tokens": 2.0, "completion_tokens": 1}},
+    {"model": "m", "usage": {"prompt_tokens": -4, "completion_tokens": -1}},
+    {"model": "m", "usage": {"promptTokenCount": 5, "completion_tokens": 1}},
+    {"model": "m", "usage": {"prompt_tokens": 5}},
+    {"model": "m", "usage": {}},
+    {"model": "m", "usage": {"tokens": {"input_tokens": 9, "output_tokens": 7}}},
+    {"model": "m", "usage": {"tokens": 3, "prompt_tokens": 1, "completion_tokens": 1}},
+    {
+        "model": "m",
+        "usage": {"tokens": {"input_tokens": 9}, "prompt_tokens": 1, "completion_tokens": 1},
+    },
+    {"model": "m", "usage": None},
+    {"model": "m", "usage": [1, 2]},
+    {"model": 4, "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
+    {"usage": {"prompt_tokens": 1, "completion_tokens": 1}},
+    {"model": "m"},
+    {**PLAIN, "usageMetadata": {"promptTokenCount": 50, "candidatesTokenCount": 60}},
+    {**PLAIN, "message": {"model": "inner", "usage": {"input_tokens": 70}}},
+    {**PLAIN, "response": {"usage": {"input_tokens": 80, "output_tokens": 90}}},
+    {**PLAIN, "from": "server", "text": json.dumps({"model": "ws", "usage": {}})},
+    {**PLAIN, "from": "client"},
+    {**PLAIN, "bytes": "eyJtb2RlbCI6ICJiNjQifQ=="},
+    {**PLAIN, "bytes": 5},
+    [PLAIN],
+    "text",
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: json.dumps(d)[:50])
+def test_a_parsed_document_gives_the_usage_its_bytes_give(document: object) -> None:
+    expected = replay_usage(REQUEST, Response(200, (), (json.dumps(document).encode(),)))
+    assert replay_usage(REQUEST, Response(200, (), (b"",), document=document)) == expected
+
+
+def test_a_plain_answer_gives_its_model_and_tokens() -> None:
+    usage = replay_usage(REQUEST, Response(200, (), (b"",), document=PLAIN))
+    assert usage == Usage("gpt-p", 4, 6)
+    assert (usage.model, usage.input_tokens, usage.output_tokens) == ("gpt-p", 4, 6)
+    assert Usage("m") == Usage("m", 0, 0)
