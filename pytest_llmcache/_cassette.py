@@ -161,12 +161,12 @@ class Cassette:
         the file's size and modification time, so an unchanged cassette is not parsed as
         YAML again on the next run.
         """
-        stamp = _stamp_of(path)
-        if stamp == _MISSING:
+        found = _read_stamped(path)
+        if found is None:
             cassette = cls(path, parse_cache=parse_cache)
-            cassette._stamp = stamp
+            cassette._stamp = _MISSING
             return cassette
-        text = read_text(path)
+        text, stamp = found
         entries: list[Entry] | None = None
         if text.startswith("version: 2\n"):
             entries = _format_v2.read(text, path)
@@ -265,23 +265,48 @@ def looks_like_cassette(head: bytes) -> bool:
 
 def read_text(path: Path) -> str:
     """A cassette's text; sized before reading, as a cassette may come from anyone."""
+    found = _read_stamped(path)
+    if found is None:
+        raise CassetteError(f"{path}: cannot read cassette: no such file")
+    return found[0]
+
+
+def _read_stamped(path: Path) -> tuple[str, tuple[int, ...]] | None:
+    """A cassette's text and the stamp of the file it was read from (``None``: no file).
+
+    One open file, checked before it is read: neither a huge file nor a device may be read
+    into memory, and opening a named pipe must not wait for a writer.
+    """
     try:
-        # Non-blocking: opening a named pipe must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            # Neither a huge file nor a device may be read into memory.
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise CassetteError(f"{path}: cannot read cassette: not a regular file")
-            if info.st_size > MAX_SIZE:
-                raise CassetteError(
-                    f"{path}: cassette is {info.st_size:,} bytes, over the limit of "
-                    f"{MAX_SIZE:,} bytes ({MAX_SIZE >> 20} MiB); restore it from "
-                    "git or re-record it"
-                )
-            return handle.read().decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CassetteError(f"{path}: cannot read cassette: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CassetteError(f"{path}: cannot read cassette: not a regular file")
+        if info.st_size > MAX_SIZE:
+            raise CassetteError(
+                f"{path}: cassette is {info.st_size:,} bytes, over the limit of "
+                f"{MAX_SIZE:,} bytes ({MAX_SIZE >> 20} MiB); restore it from "
+                "git or re-record it"
+            )
+        data = os.read(fd, info.st_size + 1)
+        if len(data) > info.st_size:  # it grew since: read on, within the limit
+            while chunk := os.read(fd, 1 << 20):
+                data += chunk
+                if len(data) > MAX_SIZE:
+                    raise CassetteError(
+                        f"{path}: cassette is over the limit of {MAX_SIZE:,} bytes "
+                        f"({MAX_SIZE >> 20} MiB); restore it from git or re-record it"
+                    )
+        return data.decode("utf-8"), (info.st_ino, info.st_size, info.st_mtime_ns)
     except (OSError, UnicodeDecodeError) as exc:
         raise CassetteError(f"{path}: cannot read cassette: {exc}") from None
+    finally:
+        os.close(fd)
 
 
 def parse(path: Path, *, lazy: bool = False) -> list[Entry]:

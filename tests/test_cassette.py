@@ -16,7 +16,7 @@ from cassette_samples import write_v1_cassette
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmcache import _yaml
+from pytest_llmcache import _cassette, _yaml
 from pytest_llmcache._body import encode_body, encode_chunks
 from pytest_llmcache._cassette import (
     CASSETTE_VERSION,
@@ -24,6 +24,7 @@ from pytest_llmcache._cassette import (
     CassetteError,
     Change,
     Entry,
+    read_text,
     validate,
 )
 from pytest_llmcache._exchange import Response
@@ -642,3 +643,37 @@ def test_apply_closes_gaps_left_by_calls_that_stored_nothing() -> None:
         "answer 2",
         "answer 5",
     ]
+
+
+def _shrunk_fstat(real: object, by: int) -> object:
+    """``os.fstat`` that reports a file ``by`` bytes smaller than it is: as if it grew
+    between being sized and being read."""
+
+    def fstat(fd: int) -> os.stat_result:
+        found = real(fd)  # type: ignore[operator]
+        fields = list(found)
+        fields[6] = max(0, found.st_size - by)  # st_size
+        return os.stat_result(fields)
+
+    return fstat
+
+
+def test_a_cassette_that_grows_while_read_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.yaml"
+    text = "version: 2\nentries: []\n"
+    path.write_text(text)
+    monkeypatch.setattr(os, "fstat", _shrunk_fstat(os.fstat, 5))
+    assert read_text(path) == text
+
+
+def test_a_cassette_that_grows_past_the_limit_while_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("version: 2\nentries: []\n" + "#" * 100 + "\n")
+    monkeypatch.setattr(_cassette, "MAX_SIZE", 50)
+    monkeypatch.setattr(os, "fstat", _shrunk_fstat(os.fstat, 100))
+    with pytest.raises(CassetteError, match="over the limit of 50 bytes"):
+        read_text(path)
