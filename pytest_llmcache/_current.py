@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
+from . import _on_import
 from ._errors import CacheRefusal
 
 if TYPE_CHECKING:
     import asyncio  # bound at run time by _patch_asyncio, once the suite imports it
-    from importlib.abc import Loader
-    from importlib.machinery import ModuleSpec
-    from types import ModuleType
 
     from ._engine import TestCache
 
@@ -233,16 +232,18 @@ def install() -> None:
     if _undo:
         return
     _undo.append(_patch_threads())
-    waiting = {}
+    waiting: dict[str, list[Callable[[], None]]] = {}
     for name, patch in _ON_IMPORT.items():
         if name in sys.modules:
             _undo.append(patch())
         else:
-            waiting[name] = patch
+            waiting[name] = [functools.partial(_patch_now, patch)]
     if waiting:
-        finder = _PatchOnImport(waiting)
-        sys.meta_path.insert(0, finder)
-        _undo.append(finder.remove)
+        _undo.append(_on_import.watch(waiting))
+
+
+def _patch_now(patch: Callable[[], Undo]) -> None:
+    _undo.append(patch())
 
 
 def uninstall() -> None:
@@ -319,67 +320,6 @@ _ON_IMPORT: dict[str, Callable[[], Undo]] = {
     "asyncio": _patch_asyncio,
 }
 """What to patch in each module the suite may import late, by module name."""
-
-
-class _PatchOnImport:
-    """Patches a module right after it is first executed, before its importer can use it.
-
-    (The adapters' own watcher patches HTTP libraries through adapter modules; these two
-    patches belong here, with the stamps they set.)
-    """
-
-    def __init__(self, waiting: dict[str, Callable[[], Undo]]) -> None:
-        self.waiting = waiting
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        """The module's own spec, with a loader that patches it once it is executed."""
-        if fullname not in self.waiting:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = cast("Loader", _ThenPatch(spec.loader, self))
-        return spec
-
-    def loaded(self, fullname: str) -> None:
-        """``fullname`` has just been executed: patch it."""
-        patch = self.waiting.pop(fullname, None)
-        if patch is not None:
-            _undo.append(patch())
-
-    def remove(self) -> None:
-        """Stop watching imports."""
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-
-
-class _ThenPatch:
-    """A module's own loader, then the patch (a loader by its methods: an ABC costs more)."""
-
-    def __init__(self, loader: Any, finder: _PatchOnImport) -> None:
-        self._loader = loader
-        self._finder = finder
-
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
-        """As the module's loader does."""
-        module: ModuleType | None = self._loader.create_module(spec)
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        """Run the module, then patch it."""
-        self._loader.exec_module(module)
-        self._finder.loaded(module.__name__)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
 
 
 def _run_as(origin: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:

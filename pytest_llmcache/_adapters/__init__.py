@@ -7,13 +7,12 @@ requests just to patch them would cost a suite that never calls them a quarter o
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.abc
-import importlib.machinery
 import sys
-from collections.abc import Callable, Sequence
-from types import ModuleType
-from typing import Any
+from collections.abc import Callable
+
+from .. import _on_import
 
 __all__ = ["install", "uninstall"]
 
@@ -50,16 +49,14 @@ def install() -> None:
 
     _current.install()
     _undo.append(_current.uninstall)
-    waiting: dict[str, list[str]] = {}
+    waiting: dict[str, list[Callable[[], None]]] = {}
     for library, adapter, only_if_imported in _ADAPTERS:
         if library in sys.modules:
             _patch(library, adapter)
         elif not only_if_imported:
-            waiting.setdefault(library, []).append(adapter)
+            waiting.setdefault(library, []).append(functools.partial(_patch, library, adapter))
     if waiting:
-        finder = _PatchOnImport(waiting)
-        sys.meta_path.insert(0, finder)
-        _undo.append(finder.remove)
+        _undo.append(_on_import.watch(waiting))
 
 
 def uninstall() -> None:
@@ -80,61 +77,3 @@ def _patch(library: str, adapter: str) -> None:
     undo = module.patch(sys.modules[library])
     if undo is not None:
         _undo.append(undo)
-
-
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    """Patches a supported library right after its module is executed, on first import."""
-
-    def __init__(self, waiting: dict[str, list[str]]) -> None:
-        self.waiting = waiting
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        """The library's own spec, with a loader that patches it once it is loaded."""
-        adapters = self.waiting.get(fullname)
-        if adapters is None:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _ThenPatch(spec.loader, fullname, self)
-        return spec
-
-    def loaded(self, fullname: str) -> None:
-        """``fullname`` was just imported: patch it."""
-        for adapter in self.waiting.pop(fullname, []):
-            _patch(fullname, adapter)
-
-    def remove(self) -> None:
-        """Stop watching imports."""
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
-
-
-class _ThenPatch(importlib.abc.Loader):
-    """A library's own loader, then the patch."""
-
-    def __init__(self, loader: Any, fullname: str, finder: _PatchOnImport) -> None:
-        self._loader = loader
-        self._fullname = fullname
-        self._finder = finder
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        """As the library's loader does."""
-        module: ModuleType | None = self._loader.create_module(spec)
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        """Run the library's module, then patch it."""
-        self._loader.exec_module(module)
-        self._finder.loaded(self._fullname)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
