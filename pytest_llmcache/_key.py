@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ._exchange import Request
@@ -42,30 +43,38 @@ class KeyOptions:
 
 def request_key(request: Request, options: KeyOptions = KeyOptions()) -> str:
     """The hex key of ``request``: equal for requests a provider would answer alike."""
-    digest = hashlib.sha256()
-    for part in _canonical_parts(request, options):
-        digest.update(part)
-        digest.update(b"\x00")
-    return digest.hexdigest()[:32]
+    text, body = _canonical_parts(request, options)
+    # The hash of every part followed by a NUL, taken in one piece: the text parts end
+    # with an empty one, so their join ends with the NUL that follows the last.
+    text.append("")
+    return hashlib.sha256(b"".join(("\x00".join(text).encode(), body, b"\x00"))).hexdigest()[:32]
 
 
-def _canonical_parts(request: Request, options: KeyOptions) -> list[bytes]:
-    parts = [
-        f"v{KEY_VERSION}".encode(),
-        request.method.upper().encode(),
-        canonical_url(request.url).encode(),
-    ]
-    for name in (*KEY_HEADERS, *options.match_headers):
-        value = request.header(name)
-        # A credential stays out even when listed: CI with another key must still replay.
-        if value is not None and not is_secret_request_header(name):
+def _canonical_parts(request: Request, options: KeyOptions) -> tuple[list[str], bytes]:
+    """The key's text parts, and the canonical body that follows them."""
+    # The first value of each header, all found in one pass: reversed, an earlier value
+    # of a repeated name overwrites a later one.
+    first = dict(reversed(request.headers))
+    text = [_VERSION_PART, request.method.upper(), canonical_url(request.url)]
+    for name in _key_headers(options.match_headers):
+        value = first.get(name)
+        if value is not None:
             if name == "content-type":
                 value = media_type(value)
-            parts.append(f"{name}:{value}".encode())
+            text.append(f"{name}:{value}")
     if options.match_api_key:
-        parts.append(b"api-key:" + api_key_fingerprint(request).encode())
-    parts.append(canonical_body(request, options.ignore_fields))
-    return parts
+        text.append("api-key:" + api_key_fingerprint(request))
+    content_type = first.get("content-type") or ""
+    return text, _canonical_body(request.body, content_type, options.ignore_fields)
+
+
+_VERSION_PART = f"v{KEY_VERSION}"
+
+
+@functools.lru_cache(maxsize=256)
+def _key_headers(match_headers: tuple[str, ...]) -> tuple[str, ...]:
+    # A credential stays out even when listed: CI with another key must still replay.
+    return tuple(n for n in (*KEY_HEADERS, *match_headers) if not is_secret_request_header(n))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -83,6 +92,7 @@ def canonical_url(url: str) -> str:
     return f"{scheme}://{host}:{port}{split.path or '/'}{tail}"
 
 
+@functools.lru_cache(maxsize=256)
 def media_type(content_type: str) -> str:
     """``multipart/form-data; boundary=x`` -> ``multipart/form-data``."""
     return content_type.split(";", 1)[0].strip().lower()
@@ -105,26 +115,31 @@ def canonical_body(request: Request, ignore_fields: Sequence[str] = ()) -> bytes
     Fields with credential names hold ``<redacted>`` instead of their value, in JSON at any
     depth and in multipart forms: another credential asks the same question.
     """
-    body = request.body
+    return _canonical_body(request.body, request.header("content-type") or "", ignore_fields)
+
+
+def _canonical_body(body: bytes, raw_type: str, ignore_fields: Sequence[str]) -> bytes:
     if not body:
         return b""
-    raw_type = request.header("content-type") or ""
     content_type = raw_type.lower()
     if content_type.startswith("multipart/"):
         # The boundary's own case matters: it is found in the body as sent.
         return redact_multipart(_normalize_boundary(body, raw_type), _BOUNDARY)[0]
     if body[:1] in (b"{", b"[") or "json" in content_type:
         try:
-            # 0 and 0.0 are the same JSON number and get the same answer.
-            data = _DECODER.decode(body.decode("utf-8", "surrogatepass"))
-        except ValueError:
+            text = body.decode("utf-8", "surrogatepass")
+            # What _DECODER.decode accepts: one value, JSON whitespace either side of it
+            # (the scanner stops when no value starts at the index it is given).
+            data, end = _scan(text, len(text) - len(text.lstrip(_JSON_SPACE)))
+        except (StopIteration, ValueError):
             return body
+        if text[end:].lstrip(_JSON_SPACE):
+            return body  # more after the value: not one JSON document
         for path in ignore_fields:
             _drop(data, path.split("."))
         redact_fields(data)
-        text = _ENCODER.encode(data)
         # A JSON string may escape half a surrogate pair, which strict UTF-8 refuses.
-        return text.encode("utf-8", "surrogatepass")
+        return "".join(_encode(data, 0)).encode("utf-8", "surrogatepass")
     return body
 
 
@@ -134,8 +149,39 @@ def _number(text: str) -> float | int:
 
 
 # Built once: json.loads and json.dumps with options build a new coder on every call.
+# 0 and 0.0 are the same JSON number and get the same answer.
 _DECODER = json.JSONDecoder(parse_float=_number)
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+# The scanner that _DECODER.decode calls after a regex match past leading whitespace, and
+# before one past trailing whitespace: called directly, with str methods in their place.
+_scan: Callable[[str, int], tuple[object, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_JSON_SPACE = " \t\n\r"
+
+_Encode = Callable[[object, int], Sequence[str]]
+
+
+def _make_encode(make_c_encoder: Callable[..., _Encode] | None) -> _Encode:
+    """``_ENCODER.encode`` as pieces to join: the C encoder built once (``encode`` builds
+    a new one on every call), or where there is none, ``encode`` itself."""
+    if make_c_encoder is None:
+        return lambda data, _indent: (_ENCODER.encode(data),)
+    e = _ENCODER
+    # No markers: a parsed body holds no cycle to look out for.
+    return make_c_encoder(
+        None,
+        e.default,
+        encode_basestring,
+        None,
+        e.key_separator,
+        e.item_separator,
+        e.sort_keys,
+        e.skipkeys,
+        e.allow_nan,
+    )
+
+
+_encode = _make_encode(getattr(json.encoder, "c_make_encoder", None))
 
 
 _BOUNDARY = "BOUNDARY"

@@ -8,9 +8,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from pytest_llmcache import _key
 from pytest_llmcache._exchange import Request
 from pytest_llmcache._key import (
     KeyOptions,
+    _make_encode,
     canonical_body,
     canonical_url,
     media_type,
@@ -258,6 +260,45 @@ def test_key_is_stable_hex() -> None:
             "2b7ee7521da0b5fdaf9262d8deafda1b",
             id="api-key-absent",
         ),
+        pytest.param(
+            Request(
+                "POST",
+                "https://h.example/v1?b=2&a=1",
+                (
+                    ("Accept", "x"),
+                    ("accept", "application/json"),
+                    ("accept", "text/plain"),
+                    ("content-type", "Application/JSON; charset=utf-8"),
+                    ("content-type", "text/plain"),
+                    ("x-region", "eu"),
+                    ("x-region", "us"),
+                ),
+                b' \r\n{"z":[1.0,{"api_key":"k","b":"\\u00e9"}],"a":0.5}\n',
+            ),
+            KeyOptions(match_headers=("x-region", "accept", "authorization")),
+            "60e06cb6bf3c81009f547b7321f2c46c",
+            id="repeated-and-matched-headers",
+        ),
+        pytest.param(
+            post(
+                b'{"user":"u","messages":[{"id":1,"c":"x"},{"id":2}]}', url="https://h.example/v1"
+            ),
+            KeyOptions(ignore_fields=("user", "messages.*.id")),
+            "b5a2d5719f1e7d5c2c6fe666e02ffbf4",
+            id="ignore-fields",
+        ),
+        pytest.param(
+            post(b'{"a":1} {"b":2}', url="https://h.example/v1", method="PUT"),
+            KeyOptions(),
+            "6bb827ef3c999e24e37c3c3db03760c2",
+            id="json-with-extra-data",
+        ),
+        pytest.param(
+            post(b'{"a":"\xff"}', (), "https://h.example/v1"),
+            KeyOptions(),
+            "d9878b93beb7bf6fb85111d91fb679b4",
+            id="invalid-utf-8",
+        ),
     ],
 )
 def test_key_is_pinned(request_: Request, options: KeyOptions, expected: str) -> None:
@@ -448,11 +489,56 @@ def test_media_type(content_type: str, expected: str) -> None:
             b'{"api_key":"<redacted>","n":1}',
             id="credential-field",
         ),
+        pytest.param(
+            b'\r\n\t {"b":1}\r\n\t ', "application/json", b'{"b":1}', id="json-whitespace-around"
+        ),
+        pytest.param(b'{"a":1} {"b":2}', None, b'{"a":1} {"b":2}', id="extra-value"),
+        pytest.param(b'{"a":1} x', None, b'{"a":1} x', id="extra-text"),
+        # Vertical tab and no-break space are whitespace to Python, not to JSON.
+        pytest.param(
+            b'\x0b{"b":1}', "application/json", b'\x0b{"b":1}', id="not-json-space-before"
+        ),
+        pytest.param(b'{"b":1}\xc2\xa0', None, b'{"b":1}\xc2\xa0', id="not-json-space-after"),
+        pytest.param(b" \n ", "application/json", b" \n ", id="json-type-only-whitespace"),
+        pytest.param(b"{", "application/json", b"{", id="unclosed"),
+        pytest.param(b'{"a":"\xff"}', None, b'{"a":"\xff"}', id="invalid-utf-8"),
     ],
 )
 def test_canonical_body(body: bytes, content_type: str | None, expected: bytes) -> None:
     headers = () if content_type is None else (("content-type", content_type),)
     assert canonical_body(Request("POST", URL, headers, body)) == expected
+
+
+def test_the_first_of_repeated_headers_counts() -> None:
+    accept, plain = ("accept", "application/json"), ("accept", "text/plain")
+    assert key(post(headers=(*JSON, accept, plain))) == key(post(headers=(*JSON, accept)))
+    assert key(post(headers=(*JSON, accept, plain))) != key(post(headers=(*JSON, plain, accept)))
+    # The first content type also says how the body is read: here as text, not JSON.
+    types = (("content-type", "text/plain"), ("content-type", "application/json"))
+    assert key(post(b"1.0", types)) != key(post(b"1", types))
+
+
+JSON_VALUES = [
+    {"b": [1, 2.5, 1e300, float("inf"), float("-inf"), None, True], "a": 'é\ud83d"\n', "A": {}},
+    [{"z": 0, "y": [[], {}]}],
+    "text",
+    1.5,
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+@pytest.mark.parametrize("c", [True, False], ids=["c-encoder", "without-c-encoder"])
+def test_json_written_as_json_dumps_writes_it(value: object, c: bool) -> None:
+    make = getattr(json.encoder, "c_make_encoder", None) if c else None
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert "".join(_make_encode(make)(value, 0)) == expected
+
+
+def test_the_c_encoder_is_used_where_there_is_one() -> None:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        pytest.skip("no C encoder in this Python")
+    assert isinstance(_key._encode, make)
 
 
 def test_json_with_lone_surrogate_escape_has_a_key() -> None:
