@@ -75,9 +75,14 @@ def replay_usage(
     if document is not None:
         usage = _plain_usage(document)
         return usage if usage is not None else _usage(request, [_unwrapped(document)])
+    chunks = response.chunks
+    if not any(chunk[:1] in _NOT_TEXT for chunk in chunks):
+        body = b"".join(chunks)
+        if b"\r" not in body:  # (a line may end at a lone CR: then chunk by chunk, below)
+            return _usage(request, _event_documents(body))
     documents: list[object] = []
     model_seen = False
-    for chunk in response.chunks:
+    for chunk in chunks:
         if chunk[:1] == b"\0" and _frames().starts_frame(chunk):
             # An AWS event-stream message (under 16 MB, so its length starts with a zero byte):
             # its JSON payload, its usage maybe base64-wrapped.
@@ -101,6 +106,58 @@ def replay_usage(
                 model_seen = model_seen or (isinstance(document, dict) and "model" in document)
                 documents.append(document)
     return _usage(request, documents)
+
+
+# First bytes of a chunk that is no text event stream: an AWS event-stream message, JSON.
+_NOT_TEXT = (b"\0", b"{", b"[")
+
+
+def _event_documents(body: bytes) -> list[object]:
+    """The documents of a text event stream that can name the model or hold a usage: the
+    events up to the first that names its model, and every one that holds a usage object.
+
+    The whole body is searched at once (a search per chunk costs more than the chunk's
+    share of one over all): a stream of 200 events has its usage in one or two of them.
+    """
+    documents: list[object] = []
+    seen: set[int] = set()
+    at = body.find(b'"model"')
+    while at >= 0:
+        end, document = _line_document(body, at, seen)
+        if document is not _NO_DOCUMENT:
+            documents.append(document)
+            if isinstance(document, dict) and "model" in document:
+                break
+        at = body.find(b'"model"', end)
+    at = body.find(b'"usage')
+    while at >= 0:
+        if _USAGE.match(body, at) is not None:
+            end, document = _line_document(body, at, seen)
+            if document is not _NO_DOCUMENT:
+                documents.append(document)
+        else:
+            end = at + 6
+        at = body.find(b'"usage', end)
+    return documents
+
+
+_NO_DOCUMENT: Any = object()
+
+
+def _line_document(body: bytes, at: int, seen: set[int]) -> tuple[int, object]:
+    """The line around ``at``: where it ends, and its ``data:`` JSON document
+    (``_NO_DOCUMENT``: none, or that line was read already)."""
+    start = body.rfind(b"\n", 0, at) + 1
+    end = body.find(b"\n", at)
+    if end < 0:
+        end = len(body)
+    if start in seen:
+        return end, _NO_DOCUMENT
+    seen.add(start)
+    line = body[start:end]
+    if line.startswith(b"data:") and line[5:].strip()[:1] == b"{":
+        return end, _json(line[5:])
+    return end, _NO_DOCUMENT
 
 
 # Keys that make a document more than a plain answer with its model and usage: what

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_llmcache import _body
 from pytest_llmcache._exchange import Response
@@ -203,3 +205,41 @@ def test_a_plain_answer_gives_its_model_and_tokens() -> None:
     assert usage == Usage("gpt-p", 4, 6)
     assert (usage.model, usage.input_tokens, usage.output_tokens) == ("gpt-p", 4, 6)
     assert Usage("m") == Usage("m", 0, 0)
+
+
+_EVENTS = st.sampled_from(
+    [
+        {"model": "gpt-s", "choices": [{"delta": {"content": "a"}}]},
+        {"model": "gpt-s", "choices": [], "usage": None},
+        {"model": "gpt-s", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 2}},
+        {"choices": [{"delta": {"content": 'say "model" and "usage"'}}]},
+        {"type": "message_start", "message": {"model": "claude-s", "usage": {"input_tokens": 6}}},
+        {"type": "message_delta", "usage": {"output_tokens": 12}},
+        {"type": "response.completed", "response": {"model": "r", "usage": {"input_tokens": 2}}},
+        {"usage": {"prompt_tokens": 9}, "model": "late"},
+        "[DONE]",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_EVENTS, max_size=8),
+    st.lists(st.integers(1, 3), max_size=8),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.sampled_from([(",", ":"), (", ", ": ")]),
+)
+def test_a_replayed_stream_gives_the_usage_of_its_events(
+    events: list[object], sizes: list[int], eol: str, spacing: tuple[str, str]
+) -> None:
+    lines = [
+        f"data: {e if isinstance(e, str) else json.dumps(e, separators=spacing)}{eol}{eol}"
+        for e in events
+    ]
+    chunks: list[bytes] = []
+    for size in [*sizes, len(lines)]:  # whole events, a few to a chunk
+        if lines:
+            chunks.append("".join(lines[:size]).encode())
+            del lines[:size]
+    expected = entry_usage(REQUEST, sse_response(*events))
+    assert replay_usage(REQUEST, Response(200, (), tuple(chunks))) == expected
