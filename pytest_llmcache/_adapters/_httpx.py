@@ -92,13 +92,19 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
 def _request(request: Any) -> Request:
     headers = request.headers
-    encoding = headers.encoding  # a property worked out per use: once here, not per header
+    pairs = headers.raw
+    # As multi_items() gives them: names lower-cased, in order, repeats kept, decoded with
+    # the encoding httpx picks: ASCII if all are, else UTF-8 if all are, else Latin-1.
+    # UTF-8 gives what either of the first two would, so only a header that is not UTF-8
+    # needs httpx's choice, which its property works out in a pass over every header.
+    # (An encoding set by hand on the headers is honoured on that path only.)
+    try:
+        decoded = tuple([(k.lower().decode(), v.decode()) for k, v in pairs])
+    except UnicodeDecodeError:
+        encoding = headers.encoding
+        decoded = tuple([(k.lower().decode(encoding), v.decode(encoding)) for k, v in pairs])
     return Request(
-        method=request.method,
-        url=str(request.url),
-        # As multi_items() gives them: names lower-cased, in order, repeats kept.
-        headers=tuple((k.lower().decode(encoding), v.decode(encoding)) for k, v in headers.raw),
-        body=request.content,
+        method=request.method, url=str(request.url), headers=decoded, body=request.content
     )
 
 
