@@ -548,13 +548,15 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
         text = _text(data, f"{side}_sse", where) + "\n"
         if not text.endswith("\n\n"):
             raise CassetteError(f"{where}: {side}_sse must end each event with a blank line")
-        events = [event + "\n\n" for event in text[:-2].split("\n\n")]
         eol = data.get(f"{side}_sse_eol")
         if eol is not None and eol != "crlf":
             raise CassetteError(f"{where}: {side}_sse_eol must be 'crlf', got {eol!r}")
+        # Encoded once, then cut into its events (each with its blank line).
+        body = text.encode()
+        end = b"\n\n"
         if eol:
-            events = [event.replace("\n", "\r\n") for event in events]
-        return tuple(event.encode() for event in events)
+            body, end = body.replace(b"\n", b"\r\n"), b"\r\n\r\n"
+        return tuple(event + end for event in body[: -len(end)].split(end))
     if f"{side}_events" in data:
         return tuple(_body.decode_event(event) for event in _events(data, side, where))
     if f"{side}_frames" in data:
