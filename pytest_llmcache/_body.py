@@ -16,6 +16,8 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from . import _jsontext
+
 __all__ = [
     "STREAM_TYPES",
     "body_problem",
@@ -29,7 +31,6 @@ __all__ = [
     "event_problem",
     "is_stream_type",
     "json_style",
-    "parse_json",
 ]
 
 StoredBody = dict[str, Any]
@@ -65,7 +66,7 @@ def _styles() -> dict[str, Callable[[object], str]]:
     for layout, options in layouts.items():
         for ascii_suffix, ensure_ascii in (("", False), ("+ascii", True)):
             # Made once: json.dumps with options makes a new encoder on every call.
-            encode = _encoder(json.JSONEncoder(ensure_ascii=ensure_ascii, **options))
+            encode = _jsontext.encoder(json.JSONEncoder(ensure_ascii=ensure_ascii, **options))
             for nl_suffix, newline in (("", ""), ("+nl", "\n")):
 
                 def dump(
@@ -75,63 +76,6 @@ def _styles() -> dict[str, Callable[[object], str]]:
 
                 styles[layout + ascii_suffix + nl_suffix] = dump
     return styles
-
-
-def _encoder(options: json.JSONEncoder) -> Callable[[object], str]:
-    """``options.encode``, or the same text from a C encoder made once.
-
-    ``JSONEncoder.encode`` makes a new C encoder on every call, a quarter of the cost of a
-    small document. Made here without the circular-reference check: every value stored is
-    a tree (parsed from JSON, or from YAML that refuses shared structure). Without the C
-    encoder, or for indented JSON (which it does not write before Python 3.13), the
-    encoder's own ``encode``.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None or options.indent is not None:
-        return options.encode
-    encoding = json.encoder
-    strings = (
-        encoding.encode_basestring_ascii if options.ensure_ascii else encoding.encode_basestring
-    )
-    encoder = make(
-        None,
-        options.default,
-        strings,
-        None,
-        options.key_separator,
-        options.item_separator,
-        False,
-        False,
-        True,
-    )
-    join = "".join
-
-    def encode(data: object) -> str:
-        return join(encoder(data, 0))
-
-    return encode
-
-
-# The decoder's scanner (C, when built): an attribute every JSONDecoder sets, not in its stubs.
-_scan_json: Callable[[str, int], tuple[Any, int]]
-_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def parse_json(text: str) -> Any:
-    """``json.loads(text)``, with the same value and the same errors, in fewer steps.
-
-    A document that starts with its first bracket and ends with at most a line break (as
-    every stored one does) is read by the decoder's scanner directly, which raises what
-    ``json.loads`` raises; any other text goes to ``json.loads``.
-    """
-    if text[:1] in ("{", "["):
-        try:
-            value, end = _scan_json(text, 0)
-        except StopIteration:
-            return json.loads(text)  # for its message
-        if end == len(text) or (end == len(text) - 1 and text[end] == "\n"):
-            return value
-    return json.loads(text)
 
 
 _JSON_STYLES = _styles()

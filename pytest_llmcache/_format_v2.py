@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _body, _events_v2, _fast_v2, _frames_v2
+from . import _body, _events_v2, _fast_v2, _frames_v2, _jsontext
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Headers, Response
 
@@ -432,7 +432,7 @@ class _Version2:
             if type(text) is str and "response_json_style" not in data:
                 # The most common body, compact JSON (stored indented), read in fewest steps.
                 try:
-                    value = _body.parse_json(text)
+                    value = _jsontext.parse(text)
                 except (RecursionError, ValueError):
                     pass  # told below, naming the entry
                 else:
@@ -625,7 +625,7 @@ def _text(data: dict[str, Any], name: str, where: object) -> str:
 
 def _json(data: dict[str, Any], side: str, where: object) -> Any:
     try:
-        return _body.parse_json(_text(data, f"{side}_json", where))
+        return _jsontext.parse(_text(data, f"{side}_json", where))
     except RecursionError:
         raise CassetteError(f"{where}: {side}_json is nested too deeply") from None
     except ValueError as exc:

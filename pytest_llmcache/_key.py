@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from . import _jsontext
 from ._exchange import Request
 from ._secrets import (
     CREDENTIAL_HEADERS,
@@ -139,7 +139,7 @@ def _canonical_body(body: bytes, raw_type: str, ignore_fields: Sequence[str]) ->
             _drop(data, path.split("."))
         redact_fields(data)
         # A JSON string may escape half a surrogate pair, which strict UTF-8 refuses.
-        return "".join(_encode(data, 0)).encode("utf-8", "surrogatepass")
+        return _encode(data).encode("utf-8", "surrogatepass")
     return body
 
 
@@ -155,33 +155,10 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=
 
 # The scanner that _DECODER.decode calls after a regex match past leading whitespace, and
 # before one past trailing whitespace: called directly, with str methods in their place.
-_scan: Callable[[str, int], tuple[object, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_scan = _jsontext.scanner(_DECODER)
 _JSON_SPACE = " \t\n\r"
 
-_Encode = Callable[[object, int], Sequence[str]]
-
-
-def _make_encode(make_c_encoder: Callable[..., _Encode] | None) -> _Encode:
-    """``_ENCODER.encode`` as pieces to join: the C encoder built once (``encode`` builds
-    a new one on every call), or where there is none, ``encode`` itself."""
-    if make_c_encoder is None:
-        return lambda data, _indent: (_ENCODER.encode(data),)
-    e = _ENCODER
-    # No markers: a parsed body holds no cycle to look out for.
-    return make_c_encoder(
-        None,
-        e.default,
-        encode_basestring,
-        None,
-        e.key_separator,
-        e.item_separator,
-        e.sort_keys,
-        e.skipkeys,
-        e.allow_nan,
-    )
-
-
-_encode = _make_encode(getattr(json.encoder, "c_make_encoder", None))
+_encode = _jsontext.encoder(_ENCODER)
 
 
 _BOUNDARY = "BOUNDARY"

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_llmcache import _jsontext
 from pytest_llmcache._body import (
     decode_body,
     decode_chunks,
@@ -21,7 +22,6 @@ from pytest_llmcache._body import (
     encode_chunks,
     is_stream_type,
     json_style,
-    parse_json,
 )
 
 DATA = {"id": "chatcmpl-1", "choices": [{"message": {"content": "héllo ✓"}}], "n": 1.5}
@@ -341,12 +341,12 @@ def _loads_outcome(loads: Any, text: str) -> object:
 
 
 @pytest.mark.parametrize("text", JSON_TEXTS, ids=lambda t: repr(t)[:30])
-def test_parse_json_gives_what_json_loads_gives(text: str) -> None:
-    assert _loads_outcome(parse_json, text) == _loads_outcome(json.loads, text)
+def test_json_text_parsed_gives_what_json_loads_gives(text: str) -> None:
+    assert _loads_outcome(_jsontext.parse, text) == _loads_outcome(json.loads, text)
 
 
 @settings(max_examples=100, deadline=None)
 @given(json_bodies(), st.sampled_from(["", " ", "\n", "x", "]", "\n\n", "\t"]))
-def test_parse_json_gives_what_json_loads_gives_property(raw: bytes, end: str) -> None:
+def test_json_text_parsed_gives_what_json_loads_gives_property(raw: bytes, end: str) -> None:
     text = raw.decode("utf-8", "surrogatepass") + end
-    assert _loads_outcome(parse_json, text) == _loads_outcome(json.loads, text)
+    assert _loads_outcome(_jsontext.parse, text) == _loads_outcome(json.loads, text)

@@ -35,7 +35,15 @@ def _entry(**changes: Any) -> Entry:
     return Entry.lazy(KEY, _FORMAT, _Source(PATH, data, number=1))
 
 
-_ABSENT = object()
+class _Absent:
+    """A field left out of the entry (its repr names it the same in every process, as
+    pytest-xdist's workers must collect the same test ids)."""
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT = _Absent()
 
 
 def _outcome(read: Any, entry: Entry) -> object:
