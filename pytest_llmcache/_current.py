@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
-import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -232,14 +231,8 @@ def install() -> None:
     if _undo:
         return
     _undo.append(_patch_threads())
-    waiting: dict[str, list[Callable[[], None]]] = {}
-    for name, patch in _ON_IMPORT.items():
-        if name in sys.modules:
-            _undo.append(patch())
-        else:
-            waiting[name] = [functools.partial(_patch_now, patch)]
-    if waiting:
-        _undo.append(_on_import.watch(waiting))
+    waiting = {name: [functools.partial(_patch_now, patch)] for name, patch in _ON_IMPORT.items()}
+    _undo.append(_on_import.when_imported(waiting))
 
 
 def _patch_now(patch: Callable[[], Undo]) -> None:

@@ -382,12 +382,8 @@ class _Version2:
             if not isinstance(data[name], str) or not data[name].strip():
                 raise CassetteError(f"{where}: {name} must be a text block")
         recorded_at = str(data["recorded_at"])
-        try:
-            datetime.fromisoformat(recorded_at.replace("Z", "+00:00"))
-        except ValueError:
-            raise CassetteError(
-                f"{where}: recorded_at {recorded_at!r} is not an ISO 8601 time"
-            ) from None
+        if not _is_time(recorded_at):
+            raise CassetteError(f"{where}: recorded_at {recorded_at!r} is not an ISO 8601 time")
         test = data.get("test")
         fill(
             entry,

@@ -8,20 +8,33 @@ milliseconds).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
-__all__ = ["watch"]
+__all__ = ["when_imported"]
 
 
-def watch(waiting: dict[str, list[Callable[[], None]]]) -> Callable[[], None]:
-    """Call each module's functions right after its first import; return the function that
-    stops watching (for modules not imported by then)."""
-    watcher = _Watcher(waiting)
+def when_imported(waiting: Mapping[str, Sequence[Callable[[], None]]]) -> Callable[[], None]:
+    """Call each module's functions now if it is imported, or else right after its first
+    import; return the function that stops watching (for modules not imported by then)."""
+    later: dict[str, list[Callable[[], None]]] = {}
+    for name, functions in waiting.items():
+        if name in sys.modules:
+            for function in functions:
+                function()
+        else:
+            later[name] = list(functions)
+    if not later:
+        return _nothing
+    watcher = _Watcher(later)
     sys.meta_path.insert(0, watcher)
     return watcher.remove
+
+
+def _nothing() -> None:
+    """Nothing to stop watching."""
 
 
 class _Watcher:

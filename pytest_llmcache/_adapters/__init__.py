@@ -49,14 +49,12 @@ def install() -> None:
 
     _current.install()
     _undo.append(_current.uninstall)
+    # In the table's order: each library's adapters, patched now or once it is imported.
     waiting: dict[str, list[Callable[[], None]]] = {}
     for library, adapter, only_if_imported in _ADAPTERS:
-        if library in sys.modules:
-            _patch(library, adapter)
-        elif not only_if_imported:
+        if library in sys.modules or not only_if_imported:
             waiting.setdefault(library, []).append(functools.partial(_patch, library, adapter))
-    if waiting:
-        _undo.append(_on_import.watch(waiting))
+    _undo.append(_on_import.when_imported(waiting))
 
 
 def uninstall() -> None:
