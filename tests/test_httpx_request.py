@@ -8,6 +8,8 @@ from types import ModuleType
 import httpx
 import httpx2
 import pytest
+from conftest import Suite
+from scenarios import record_then_replay
 
 from pytest_llmcache._adapters._httpx import _request
 
@@ -37,3 +39,66 @@ def test_headers_are_what_the_client_holds(
     own = [h for h in seen.headers if h[0] not in ("host", "content-length")]
     assert own[:3] == [("x-twice", "1"), ("x-twice", "2"), ("content-type", "application/json")]
     assert (seen.method, seen.url, seen.body) == ("POST", "http://h.example/v1/x?b=2", b"{}")
+
+
+RESPONSE_STATE = """
+import httpx
+import httpx2
+
+AUTH = {"authorization": f"Bearer {API_KEY}"}
+BODY = {"model": "gpt-fake", "messages": MESSAGES}
+LIBS = pytest.mark.parametrize("lib", [httpx, httpx2], ids=["httpx", "httpx2"])
+
+
+def state(response, *, wire_size=True):
+    return [
+        response.status_code,
+        response.http_version,
+        response.is_closed,
+        response.is_stream_consumed,
+        response.num_bytes_downloaded == len(response.content) if wire_size else None,
+        response.headers["content-type"],
+        response.headers.get("content-encoding"),
+        response.json(),
+        b"".join(response.iter_bytes()) == response.content,
+        [len(chunk) for chunk in response.iter_bytes(chunk_size=100)],
+    ]
+
+
+@LIBS
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/gzip/v1/chat/completions"])
+def test_sync(lib, path):
+    with lib.Client() as client:
+        response = client.post(URL + path, json=BODY, headers=AUTH)
+        name = f"sync-{lib.__name__}{path.replace('/', '-')}"
+        save(name, state(response, wire_size="gzip" not in path))
+        response.close()
+        assert response.is_closed
+
+
+@LIBS
+def test_async(lib):
+    async def call():
+        async with lib.AsyncClient() as client:
+            response = await client.post(URL + "/v1/chat/completions", json=BODY, headers=AUTH)
+            await response.aread()
+            await response.aclose()
+            return state(response)
+
+    save(f"async-{lib.__name__}", asyncio.run(call()))
+"""
+
+
+def test_a_replayed_response_is_left_as_reading_a_live_one_leaves_it(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = record_then_replay(suite, monkeypatch, RESPONSE_STATE, tests=6)
+    assert len(outcome.recorded) == 6
+    plain = outcome.replayed["sync-httpx2-v1-chat-completions"]
+    assert plain[:5] == [200, "HTTP/1.1", True, True, True]
+    for lib in ("httpx", "httpx2"):
+        # The body is stored decoded: the replay no longer says how the wire encoded it.
+        zipped = f"sync-{lib}-gzip-v1-chat-completions"
+        assert outcome.recorded[zipped].pop(6) == "gzip"
+        assert outcome.replayed[zipped].pop(6) is None
+    outcome.same()

@@ -91,37 +91,59 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
 
 def _request(request: Any) -> Request:
-    headers = request.headers
+    return Request(request.method, str(request.url), _headers(request.headers), request.content)
+
+
+def _headers(headers: Any) -> Headers:
+    """As ``multi_items()`` gives them: names lower-cased, in order, repeats kept, decoded
+    with the encoding httpx picks: ASCII if all are, else UTF-8 if all are, else Latin-1.
+
+    UTF-8 gives what either of the first two would, so only a header that is not UTF-8 needs
+    httpx's choice, which its property works out in a pass over every header. (An encoding
+    set by hand on the headers is honoured on that path only.)
+    """
+    # httpx keeps each header as (name, lower-case name, value): read there, the names
+    # need not be lower-cased again.
+    held = getattr(headers, "_list", None)
+    if type(held) is list:
+        try:
+            return tuple([(name.decode(), value.decode()) for _, name, value in held])
+        except (TypeError, ValueError, AttributeError):
+            pass  # not httpx's triples of bytes, or a header that is not UTF-8
     pairs = headers.raw
-    # As multi_items() gives them: names lower-cased, in order, repeats kept, decoded with
-    # the encoding httpx picks: ASCII if all are, else UTF-8 if all are, else Latin-1.
-    # UTF-8 gives what either of the first two would, so only a header that is not UTF-8
-    # needs httpx's choice, which its property works out in a pass over every header.
-    # (An encoding set by hand on the headers is honoured on that path only.)
     try:
-        decoded = tuple([(k.lower().decode(), v.decode()) for k, v in pairs])
+        return tuple([(k.lower().decode(), v.decode()) for k, v in pairs])
     except UnicodeDecodeError:
         encoding = headers.encoding
-        decoded = tuple([(k.lower().decode(encoding), v.decode(encoding)) for k, v in pairs])
-    return Request(
-        method=request.method, url=str(request.url), headers=decoded, body=request.content
-    )
+        return tuple([(k.lower().decode(encoding), v.decode(encoding)) for k, v in pairs])
 
 
 def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
     headers = replay_headers(stored.headers, "HIT")
     if len(stored.chunks) == 1 and stored.past_end is None:
-        headers.append(("content-length", str(len(stored.chunks[0]))))
-        # A whole body, given as content as an in-memory transport gives it: the client has
-        # it read at once, with no stream to iterate (one round of the event loop per chunk
-        # for an async client). The time it took, nothing, is known now.
-        response = lib.Response(
-            stored.status,
-            headers=headers,
-            content=stored.chunks[0],
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        body = stored.chunks[0]
+        headers.append(("content-length", str(len(body))))
+        if any(name == "content-encoding" for name, _ in headers):
+            # A body kept encoded: given as content, for the library to decode.
+            response = lib.Response(
+                stored.status, headers=headers, content=body, request=request, extensions=_HTTP11
+            )
+        else:
+            # A whole body, as an in-memory transport gives it: already read, so the client
+            # has it at once (no stream to iterate, no round of the event loop per chunk).
+            # Reading it would decode nothing: the response is left as that read leaves it.
+            response = lib.Response(
+                stored.status,
+                headers=headers,
+                stream=lib.ByteStream(body),
+                request=request,
+                extensions=_HTTP11,
+            )
+            response._content = body
+            response._num_bytes_downloaded = len(body)
+            response.is_stream_consumed = True
+            response.is_closed = True
+        # The time it took, nothing, is known now.
         response.elapsed = _NO_TIME
         return response
     return lib.Response(
@@ -129,8 +151,12 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
         headers=headers,
         stream=stream_cls(stored.chunks, stored.past_end),
         request=request,
-        extensions={"http_version": b"HTTP/1.1"},
+        extensions=_HTTP11,
     )
+
+
+_HTTP11 = {"http_version": b"HTTP/1.1"}
+"""A replayed response's extensions (each response copies them)."""
 
 
 def _recorded(lib: Any, stream_cls: Any, response: Any, recording: Recording) -> Any:
