@@ -431,6 +431,12 @@ class Result:
             for variant in ("replay", "live"):
                 added = self.per_call(variant, pick) - floor
                 figures[f"{variant}_added_us_{pick}"] = added * 1e6
+        # Round by round: each run less the floor's run of the same round, which saw the
+        # same machine a few seconds apart (a shared machine drifts over minutes).
+        floors = self.series["floor"].walls()
+        for variant in ("replay", "live"):
+            paired = [w - f for w, f in zip(self.series[variant].walls(), floors, strict=True)]
+            figures[f"{variant}_added_us_paired"] = statistics.median(paired) / self.calls * 1e6
         cpu = {v: statistics.median(r.cpu for r in self.series[v].runs) for v in VARIANTS}
         figures["replay_added_cpu_us_median"] = (cpu["replay"] - cpu["floor"]) / self.calls * 1e6
         for variant in VARIANTS:
@@ -446,6 +452,8 @@ class Result:
             f"{self.workload} {self.phase}: floor {s['floor_us_median'] / 1e3:.2f} ms/{unit}, "
             f"replay {added(s['replay_added_us_median'])}/{unit}, "
             f"live {added(s['live_added_us_median'])}/{unit} (median of {rounds}; "
+            f"round by round: replay {added(s['replay_added_us_paired'])}, "
+            f"live {added(s['live_added_us_paired'])}; "
             f"min: floor {s['floor_us_min'] / 1e3:.2f} ms, "
             f"replay {added(s['replay_added_us_min'])}, live {added(s['live_added_us_min'])}; "
             f"replay CPU {added(s['replay_added_cpu_us_median'])}/{unit}; peak RSS floor "

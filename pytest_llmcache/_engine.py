@@ -241,6 +241,7 @@ class TestCache:
                     self.counts.expired += expired
                     self.used.append((key, slot))
                 self.engine.count_replay(entry, response, expired=expired, test=self)
+                entry.release()
                 if expired and self.engine.settings.strict:
                     self._fail(self._expired_message(request, entry))
                 if entry.cut_short:

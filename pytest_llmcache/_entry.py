@@ -66,6 +66,9 @@ class Format(Protocol):
     def replay(self, entry: Entry) -> Response:
         """The response to replay, straight from the file's text."""
 
+    def release(self, entry: Entry) -> None:
+        """Forget what was decoded for the entry, if it can be decoded again."""
+
 
 _set = object.__setattr__
 
@@ -208,6 +211,14 @@ class Entry:
                 )
                 self._replay = Response(int(stored["status"]), headers, chunks)
         return self._replay
+
+    def release(self) -> None:
+        """Let go of the response and the text decoded from a file for it: its next use reads
+        them again. (Replay uses most entries once; kept, they would only weigh on memory and
+        on every garbage collection until the run ends.)"""
+        if self._load is not None:
+            _set(self, "_replay", None)
+            self._load.release(self)
 
     def same_exchange(self, other: Entry) -> bool:
         """Whether two entries hold the same call and answer (timestamps, ids and owner aside)."""

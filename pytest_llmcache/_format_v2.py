@@ -266,8 +266,13 @@ class _Source:
                     return f"{self.path}:{line}: entry {field} item {number}"
         return f"{self.where()} {field} item {number}"
 
+    def release(self) -> None:
+        """Forget the parsed fields, if they can be parsed again from the text."""
+        if self.text is not None:
+            self.data = None
+
     def mapping(self) -> dict[str, Any]:
-        """The entry's fields, parsed once."""
+        """The entry's fields, parsed once (until released)."""
         if self.data is None:
             assert self.text is not None
             text = self.text[self.start : self.end]
@@ -319,6 +324,9 @@ def _yaml_error(path: Path, exc: Exception, offset: int) -> CassetteError:
 
 class _Version2:
     """Builds a lazy entry's fields, bodies and replayed response from its text."""
+
+    def release(self, entry: Entry) -> None:
+        entry.source.release()
 
     def fields(self, entry: Entry) -> None:
         data = entry.source.mapping()

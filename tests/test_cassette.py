@@ -677,3 +677,22 @@ def test_a_cassette_that_grows_past_the_limit_while_read_is_refused(
     monkeypatch.setattr(os, "fstat", _shrunk_fstat(os.fstat, 100))
     with pytest.raises(CassetteError, match="over the limit of 50 bytes"):
         read_text(path)
+
+
+def test_a_released_entry_lets_go_of_what_it_decoded_and_reads_it_again() -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples" / "cassettes"
+    path = sorted(examples.rglob("*.yaml"))[0]
+    entry = Cassette.load(path).entries[0]
+    first = entry.to_response()
+    assert entry.source.data is not None
+    assert entry.to_response() is first  # kept until released
+    entry.release()
+    assert entry.source.data is None
+    again = entry.to_response()
+    assert again is not first
+    assert (again.status, again.headers, again.chunks) == (
+        first.status,
+        first.headers,
+        first.chunks,
+    )
+    assert entry.request == Cassette.load(path).entries[0].request
