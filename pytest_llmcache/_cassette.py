@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _format_v1, _format_v2
+from . import _format_v2
 from ._entry import CassetteError, Entry
 from ._lock import LockError, cassette_lock
 
@@ -39,7 +39,8 @@ MAX_SIZE = 64 * 1024 * 1024
 CASSETTE_VERSION = _format_v2.VERSION
 """The version ``record`` and ``auto`` write."""
 
-_VERSIONS = (_format_v1.VERSION, _format_v2.VERSION)
+_VERSIONS = (1, _format_v2.VERSION)
+"""The versions read: 1 by :mod:`._format_v1` (imported only for such a file), and 2."""
 
 
 @dataclass
@@ -377,7 +378,9 @@ def validate(data: object, path: Path) -> list[Entry]:
             "restore it from git or re-record it"
         )
     version = data["version"]
-    if version == _format_v1.VERSION and type(version) is int:
+    if version == _VERSIONS[0] and type(version) is int:
+        from . import _format_v1
+
         return _format_v1.from_data(data, path)
     if version == _format_v2.VERSION and type(version) is int:
         return _format_v2.from_data(data, path)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import _body, _events_v2, _fast_v2, _frames_v2, _jsontext
+from . import _body, _fast_v2, _jsontext
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Headers, Response
 
@@ -112,6 +112,8 @@ def _body_fields(side: str, stored: dict[str, Any]) -> dict[str, Any]:
     if "base64" in stored:
         return {f"{side}_base64": stored["base64"]}
     if "chunks" in stored:
+        from . import _events_v2, _frames_v2  # AWS event streams and WebSocket sessions
+
         events = _events_v2.render(stored["chunks"])
         if events is not None:
             return {f"{side}_events": events}
@@ -486,7 +488,6 @@ def _is_time(text: str) -> bool:
 
 
 _COMPACT = _body.json_style("compact")
-_STATUSES = {str(status): status for status in range(100, 1000)}
 # Stands for the entry in the messages of a first attempt, which an error sends to the
 # attempt that names the entry's line (finding it is costly).
 _SOMEWHERE = "entry"
@@ -498,9 +499,12 @@ def _writers_head(block: object) -> tuple[int, Headers] | None:
     if type(block) is not str:
         return None
     lines = block.split("\n")
-    status = _STATUSES.get(lines[0])
-    if status is None or lines.pop() != "":
+    first = lines[0]
+    if not (len(first) == 3 and first.isascii() and first.isdigit() and first[0] != "0"):
         return None
+    if lines.pop() != "":
+        return None
+    status = int(first)
     headers = []
     for line in lines[1:]:
         # As _headers() reads it; an empty line, or one without ": ", is left to it.
@@ -599,12 +603,16 @@ def _json_body(data: dict[str, Any], side: str, where: object) -> tuple[bytes, A
 
 def _events(data: dict[str, Any], side: str, where: object) -> list[dict[str, Any]]:
     """The stored messages of an AWS event stream (:mod:`._events_v2`), each checked."""
+    from . import _events_v2
+
     items: list[dict[str, Any]] = _items(data, f"{side}_events", where, _events_v2.read)
     return items
 
 
 def _frames(data: dict[str, Any], side: str, where: object) -> list[bytes]:
     """The stored chunks of a WebSocket session (:mod:`._frames_v2`), each checked."""
+    from . import _frames_v2
+
     frames: list[bytes] = _items(data, f"{side}_frames", where, _frames_v2.read)
     return frames
 
