@@ -24,7 +24,6 @@ ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 # Where an entry's lines may not be: a line break followed by anything but another line break
 # or a block's line (once its four spaces of indentation were replaced by ``_BLOCK_LINE``).
 _STRAY = re.compile("\n[^\n\x00]")
-_SPACES_LINE = re.compile(r"\n +(?:\n|\Z)")
 # Stands for a line break and a block line's indentation while the fields are split apart;
 # YAML cannot hold it as it is, so an entry that has it is for PyYAML.
 _BLOCK_LINE = "\x00"
@@ -52,15 +51,15 @@ def read_entry(text: str) -> dict[str, Any] | None:
     """The fields of one entry (``- key: ...`` and the lines after it), or ``None``."""
     if ("\r" in text) if text.isascii() else _YAML_BREAKS.search(text) is not None:
         return None
-    if not text.startswith("- key: ") or _BLOCK_LINE in text:
-        return None
-    if (" \n" in text or text.endswith(" ")) and _SPACES_LINE.search(text) is not None:
-        return None  # a line of spaces only: let YAML decide
+    if not text.startswith("- key: ") or not text.endswith("\n") or _BLOCK_LINE in text:
+        return None  # (a last line with no line break: YAML may read it its own way)
     # Every line after the first is a field ("  name: value") or a block's content (indented
     # four spaces, or empty). With each block line's break and indentation made one mark,
     # the line breaks left are the fields' and the empty lines': splitting at the fields'
     # gives the first line, then each field with its block, done by the C string methods.
-    body = text[:-1] if text.endswith("\n") else text
+    # (A line of spaces only is read as YAML reads it: within a block, as an empty line or
+    # as the spaces past the block's four; anywhere else, as no field, which declines.)
+    body = text[:-1]
     parts = body.replace("\n    ", _BLOCK_LINE).split("\n  ")
     key = parts[0][7:]
     if key[:1] == "'" and key[-1:] == "'":

@@ -91,8 +91,9 @@ def _render_entry(entry: Entry) -> str:
 
     text = _yaml.dump([out])
     # A block kept with its trailing blank lines (``|+``) makes PyYAML end the document
-    # with "...": the next entry follows instead.
-    return text.removesuffix("...\n")
+    # with "..." on a line of its own: the next entry follows instead. (A body's own "...",
+    # indented in its block, stays.)
+    return text[:-4] if text.endswith("\n...\n") else text
 
 
 def _head(first: str, message: dict[str, Any]) -> str:

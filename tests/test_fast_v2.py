@@ -177,11 +177,47 @@ def test_anything_unusual_is_left_to_pyyaml() -> None:
         "  response: |2\n      200\n",  # an indentation indicator
         "  response: |\n     200\n",  # more indented than the writer's blocks
         "  response: |\n    200\n  \n",  # a line of spaces
-        "  response: |\n    200\n      \n    x\n",  # spaces only, past the indentation
+        "  response: |\n      \n    200\n",  # spaces only, before the first line: YAML
+        # takes the block's indentation from it
+        "  ttl: 5\n      \n",  # spaces only, after a one-line value
         "  allow_secrets:\n  - sk-*\n",  # a list
         "  request: |\n    again\n",  # a field twice
     ):
         assert read_entry(base + odd) is None, odd
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "    200\n      \n    x\n",  # spaces past the indentation: those spaces
+        "    200\n    \n    x\n",  # the indentation only: an empty line
+        "    200\n    x\n        \n",  # at the end
+        "    200\n    \n",
+    ],
+)
+def test_a_line_of_spaces_in_a_block_is_read_as_pyyaml_reads_it(block: str) -> None:
+    text = "- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n  response: |\n" + block
+    fast = read_entry(text)
+    assert fast is not None
+    assert fast == _yaml.load(text)[0]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("body", [b"...\n", b"x\n...\n", b"a\n\n...\n\n", b"...\n\n"])
+def test_a_body_ending_in_a_document_end_marker_keeps_it(body: bytes) -> None:
+    made = make_entry(
+        key="0a",
+        request=Request("POST", "https://api.example.com/v1/x", (), b"{}"),
+        status=200,
+        headers=(("content-type", "text/plain"),),
+        chunks=[body],
+        match_headers=(),
+        ttl=None,
+        duration=0.5,
+        now=NOW,
+        secrets=(),
+    )
+    text = render([made, made])
+    assert [e.to_response().chunks for e in read(text, Path("c.yaml"))] == [(body,), (body,)]
 
 
 @st.composite
