@@ -15,8 +15,8 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from . import _format_v2
 from ._entry import CassetteError, Entry
@@ -43,8 +43,7 @@ _VERSIONS = (1, _format_v2.VERSION)
 """The versions read: 1 by :mod:`._format_v1` (imported only for such a file), and 2."""
 
 
-@dataclass
-class Change:
+class Change(NamedTuple):
     """What one test did to a cassette in this run: the slots it recorded."""
 
     test: str

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from . import _jsontext
@@ -32,16 +32,19 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _API_KEY_SALT = b"pytest-llmcache api key v1\x00"
 
 
-@dataclass(frozen=True)
-class KeyOptions:
-    """Per-test choices that shape the key."""
+class KeyOptions(NamedTuple):
+    """Per-test choices that shape the key. (A named tuple: every run imports this module,
+    and making a dataclass costs more than the rest of it.)"""
 
     ignore_fields: tuple[str, ...] = ()
     match_headers: tuple[str, ...] = ()
     match_api_key: bool = False
 
 
-def request_key(request: Request, options: KeyOptions = KeyOptions()) -> str:
+_NO_OPTIONS = KeyOptions()
+
+
+def request_key(request: Request, options: KeyOptions = _NO_OPTIONS) -> str:
     """The hex key of ``request``: equal for requests a provider would answer alike."""
     text, body = _canonical_parts(request, options)
     # The hash of every part followed by a NUL, taken in one piece: the text parts end
