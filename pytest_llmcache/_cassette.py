@@ -39,8 +39,9 @@ MAX_SIZE = 64 * 1024 * 1024
 CASSETTE_VERSION = _format_v2.VERSION
 """The version ``record`` and ``auto`` write."""
 
-_VERSIONS = (1, _format_v2.VERSION)
-"""The versions read: 1 by :mod:`._format_v1` (imported only for such a file), and 2."""
+_VERSION_1 = 1
+"""Read by :mod:`._format_v1`, imported only for such a file."""
+_VERSIONS = (_VERSION_1, _format_v2.VERSION)
 
 
 class Change(NamedTuple):
@@ -377,7 +378,7 @@ def validate(data: object, path: Path) -> list[Entry]:
             "restore it from git or re-record it"
         )
     version = data["version"]
-    if version == _VERSIONS[0] and type(version) is int:
+    if version == _VERSION_1 and type(version) is int:
         from . import _format_v1
 
         return _format_v1.from_data(data, path)

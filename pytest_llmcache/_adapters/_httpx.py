@@ -95,27 +95,18 @@ def _request(request: Any) -> Request:
 
 
 def _headers(headers: Any) -> Headers:
-    """As ``multi_items()`` gives them: names lower-cased, in order, repeats kept, decoded
-    with the encoding httpx picks: ASCII if all are, else UTF-8 if all are, else Latin-1.
-
-    UTF-8 gives what either of the first two would, so only a header that is not UTF-8 needs
-    httpx's choice, which its property works out in a pass over every header. (An encoding
-    set by hand on the headers is honoured on that path only.)
-    """
-    # httpx keeps each header as (name, lower-case name, value): read there, the names
-    # need not be lower-cased again.
+    """As ``multi_items()`` gives them: names lower-cased, in order, repeats kept."""
+    # httpx keeps each header as (name, lower-case name, value): decoded from there, as
+    # UTF-8, which gives what httpx's own choice would (ASCII if all are, else UTF-8 if all
+    # are), with no pass to make that choice. Only a header that is not UTF-8 (then httpx
+    # reads every one as Latin-1), or an encoding set by hand, takes httpx's own way.
     held = getattr(headers, "_list", None)
     if type(held) is list:
         try:
             return tuple([(name.decode(), value.decode()) for _, name, value in held])
         except (TypeError, ValueError, AttributeError):
             pass  # not httpx's triples of bytes, or a header that is not UTF-8
-    pairs = headers.raw
-    try:
-        return tuple([(k.lower().decode(), v.decode()) for k, v in pairs])
-    except UnicodeDecodeError:
-        encoding = headers.encoding
-        return tuple([(k.lower().decode(encoding), v.decode(encoding)) for k, v in pairs])
+    return tuple(headers.multi_items())
 
 
 def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
