@@ -27,6 +27,9 @@ _STRAY = re.compile("\n[^\n\x00]")
 # Stands for a line break and a block line's indentation while the fields are split apart;
 # YAML cannot hold it as it is, so an entry that has it is for PyYAML.
 _BLOCK_LINE = "\x00"
+# What may not follow the mark of a block's first line: more indentation, or no text (a
+# line of spaces, or a block of empty lines only, which YAML reads its own way).
+_NOT_FIRST = frozenset({" ", "", _BLOCK_LINE})
 _LOWER = "abcdefghijklmnopqrstuvwxyz_"
 _INT = re.compile(r"[1-9][0-9]{0,17}|0")
 _FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
@@ -74,7 +77,7 @@ def read_entry(text: str) -> dict[str, Any] | None:
             if _STRAY.search(part) is not None:
                 return None
             cut = head.find("\n")
-            if cut >= 0:
+            if cut >= 0:  # (empty lines before a block's first line, or after a value)
                 head, mark, lines = head[:cut], "\n", head[cut + 1 :] + mark + lines
         name, sep, raw = head.partition(":")
         if not sep or not name or name.strip(_LOWER) or name in data:
@@ -84,7 +87,7 @@ def read_entry(text: str) -> dict[str, Any] | None:
         elif raw:
             return None
         if raw in _BLOCKS:
-            value = _block(mark + lines, raw)
+            value = _block(mark, lines, raw)
             if value is None:
                 return None
             data[name] = value
@@ -98,21 +101,29 @@ def read_entry(text: str) -> dict[str, Any] | None:
     return data
 
 
-def _block(lines: str, header: str) -> str | None:
-    """A literal block's text from its lines, each after a line break (a block line's break
-    and indentation made ``_BLOCK_LINE``), or empty."""
+def _block(mark: str, lines: str, header: str) -> str | None:
+    """A literal block's text from its lines: the first follows ``mark`` (a block line's
+    break and indentation made ``_BLOCK_LINE``, or an empty line's break), each other one
+    follows its own. A stream's block is most of its entry: it is copied as few times as
+    can be."""
     # YAML finds a block's indentation from its first non-empty line: more than four spaces
     # there would be read differently (our writer then adds an indentation indicator).
-    stripped = lines.lstrip("\n")
-    if not stripped or stripped[1:2] == " ":
+    if mark != _BLOCK_LINE:
+        stripped = lines.lstrip("\n")
+        if not mark or stripped[:1] != _BLOCK_LINE or stripped[1:2] in _NOT_FIRST:
+            return None
+    elif lines[:1] in _NOT_FIRST:
         return None
-    body = lines.replace(_BLOCK_LINE, "\n")[1:] + "\n"
+    text = lines.replace(_BLOCK_LINE, "\n")
+    if text[-1:] != "\n":  # the usual block: no empty line at its end
+        return text if header == "|-" else text + "\n"
+    body = text + "\n"
     kept = body.rstrip("\n")
     if header == "|":
         return kept + "\n"
     if header == "|-":
         return kept
-    return kept + "\n" * (len(body) - len(kept))
+    return body
 
 
 def _scalar(name: str, raw: str) -> Any:

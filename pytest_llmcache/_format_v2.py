@@ -150,8 +150,9 @@ def _sse_text(chunks: Sequence[bytes]) -> tuple[str, bool] | None:
             return None
         texts = [t.replace("\r\n", "\n") for t in texts]
     for text in texts:
-        # One event per chunk: the chunks can be found again at each blank line.
-        if "\r" in text or not text.endswith("\n\n") or "\n\n" in text[:-2]:
+        # One event per chunk: the chunks can be found again at each blank line (so no
+        # chunk may hold a second one, nor an empty line after its own).
+        if "\r" in text or not text.endswith("\n\n") or "\n\n" in text[:-1]:
             return None
         if text.startswith("\n"):
             return None
@@ -551,21 +552,33 @@ def _stored_body(data: dict[str, Any], side: str, where: object) -> dict[str, An
     return {}
 
 
+_LF_END = b"\n\n"
+_CRLF_END = b"\r\n\r\n"
+
+
 def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]:
     """The exact chunks of a body, straight from the file's text."""
     if f"{side}_sse" in data:
-        text = _text(data, f"{side}_sse", where) + "\n"
-        if not text.endswith("\n\n"):
+        # The text holds each event with its blank line, but the last one's: its last line
+        # break is the block's own.
+        text = _text(data, f"{side}_sse", where)
+        if text[-1:] != "\n":
             raise CassetteError(f"{where}: {side}_sse must end each event with a blank line")
         eol = data.get(f"{side}_sse_eol")
         if eol is not None and eol != "crlf":
             raise CassetteError(f"{where}: {side}_sse_eol must be 'crlf', got {eol!r}")
         # Encoded once, then cut into its events (each with its blank line).
         body = text.encode()
-        end = b"\n\n"
         if eol:
-            body, end = body.replace(b"\n", b"\r\n"), b"\r\n\r\n"
-        return tuple(event + end for event in body[: -len(end)].split(end))
+            body = body.replace(b"\n", b"\r\n")
+        end = _CRLF_END if eol else _LF_END
+        if body[-len(end) : -len(end) // 2] == end[: len(end) // 2]:
+            # Ends with an empty line: the blank line is cut off before the events are.
+            events = body[: -len(end) // 2].split(end)
+        else:
+            events = body.split(end)
+            events[-1] = events[-1][: -len(end) // 2]
+        return tuple([event + end for event in events])
     if f"{side}_events" in data:
         return tuple(_body.decode_event(event) for event in _events(data, side, where))
     if f"{side}_frames" in data:

@@ -7,6 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from itertools import repeat
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -76,7 +77,7 @@ def replay_usage(
         usage = _plain_usage(document)
         return usage if usage is not None else _usage(request, [_unwrapped(document)])
     chunks = response.chunks
-    if not any(chunk[:1] in _NOT_TEXT for chunk in chunks):
+    if not any(map(bytes.startswith, chunks, repeat(_NOT_TEXT))):
         body = b"".join(chunks)
         if b"\r" not in body:  # (a line may end at a lone CR: then chunk by chunk, below)
             return _usage(request, _event_documents(body))

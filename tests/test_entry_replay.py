@@ -215,6 +215,31 @@ def test_a_response_not_as_the_writer_writes_it_is_named(
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "crlf", "chunks"),
+    [
+        ("data: 1\n\ndata: 2\n", False, (b"data: 1\n\n", b"data: 2\n\n")),
+        ("data: 1\n\ndata: 2\n", True, (b"data: 1\r\n\r\n", b"data: 2\r\n\r\n")),
+        ("event: a\ndata: 1\n", False, (b"event: a\ndata: 1\n\n",)),
+        # Edited by hand: an empty line at the end stays with the last event, and one
+        # between two events starts the second.
+        ("data: 1\n\ndata: 2\n\n", False, (b"data: 1\n\n", b"data: 2\n\n\n")),
+        ("data: 1\n\ndata: 2\n\n", True, (b"data: 1\r\n\r\n", b"data: 2\r\n\r\n\r\n")),
+        ("data: 1\n\n\ndata: 2\n", False, (b"data: 1\n\n", b"\ndata: 2\n\n")),
+        ("\n", False, (b"\n\n",)),
+        ("\n\n", False, (b"\n\n\n",)),
+    ],
+)
+def test_an_event_stream_is_cut_into_its_events(
+    text: str, crlf: bool, chunks: tuple[bytes, ...]
+) -> None:
+    changes = {"response_json": _ABSENT, "response_sse": text}
+    if crlf:
+        changes["response_sse_eol"] = "crlf"
+    assert _entry(**changes).to_response().chunks == chunks
+    assert _checked_replay(_entry(**changes))[2] == chunks
+
+
 header_lines = st.text(st.sampled_from("ab: \t-"), max_size=8)
 
 

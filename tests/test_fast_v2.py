@@ -180,6 +180,9 @@ def test_anything_unusual_is_left_to_pyyaml() -> None:
         "  response: |\n      \n    200\n",  # spaces only, before the first line: YAML
         # takes the block's indentation from it
         "  ttl: 5\n      \n",  # spaces only, after a one-line value
+        "  response: |\n    \n",  # a block of empty lines only: YAML reads it as no text
+        "  response: |\n    \n    \n",
+        "  response: |\n\n\n",
         "  allow_secrets:\n  - sk-*\n",  # a list
         "  request: |\n    again\n",  # a field twice
     ):
@@ -193,10 +196,20 @@ def test_anything_unusual_is_left_to_pyyaml() -> None:
         "    200\n    \n    x\n",  # the indentation only: an empty line
         "    200\n    x\n        \n",  # at the end
         "    200\n    \n",
+        "\n    200\n",  # empty lines before the first line, and after the last
+        "\n\n    200\n",
+        "    200\n\n",
+        "    200\n\n\n",
+        "\n    200\n\n    x\n\n",
     ],
 )
-def test_a_line_of_spaces_in_a_block_is_read_as_pyyaml_reads_it(block: str) -> None:
-    text = "- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n  response: |\n" + block
+@pytest.mark.parametrize("header", ["|", "|-", "|+"])
+@pytest.mark.parametrize("after", ["", "  ttl: 5\n"])
+def test_a_line_of_spaces_in_a_block_is_read_as_pyyaml_reads_it(
+    block: str, header: str, after: str
+) -> None:
+    text = f"- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n  response: {header}\n"
+    text += block + after
     fast = read_entry(text)
     assert fast is not None
     assert fast == _yaml.load(text)[0]  # type: ignore[index]
@@ -218,6 +231,34 @@ def test_a_body_ending_in_a_document_end_marker_keeps_it(body: bytes) -> None:
     )
     text = render([made, made])
     assert [e.to_response().chunks for e in read(text, Path("c.yaml"))] == [(body,), (body,)]
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: 1\n\n\n", b"data: 2\n\n"],  # an empty line after an event
+        [b"data: 1\n\n", b"data: 2\n\n\n"],
+        [b"data: 1\n\n\n\n"],
+        [b"data: 1\r\n\r\n\r\n", b"data: 2\r\n\r\n"],
+        [b"data: 1\n\n", b"data: 2\n\n"],
+    ],
+)
+def test_a_stream_replays_chunk_for_chunk_whatever_its_blank_lines(chunks: list[bytes]) -> None:
+    made = make_entry(
+        key="0a",
+        request=Request("POST", "https://api.example.com/v1/x", (), b"{}"),
+        status=200,
+        headers=(("content-type", "text/event-stream"),),
+        chunks=chunks,
+        match_headers=(),
+        ttl=None,
+        duration=0.5,
+        now=NOW,
+        secrets=(),
+    )
+    text = render([made])
+    assert read(text, Path("c.yaml"))[0].to_response().chunks == tuple(chunks)
+    assert ("response_sse:" in text) == (chunks == [b"data: 1\n\n", b"data: 2\n\n"])
 
 
 @st.composite

@@ -176,9 +176,13 @@ class _ReplayStream:
         self._past_end = past_end
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._past_end is None:
+            return iter(self._chunks)  # (no generator to resume for each chunk)
+        return self._up_to_past_end(self._past_end)
+
+    def _up_to_past_end(self, past_end: Callable[[], NoReturn]) -> Iterator[bytes]:
         yield from self._chunks
-        if self._past_end is not None:
-            self._past_end()
+        past_end()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self._chunks:
