@@ -217,18 +217,7 @@ def test_a_line_of_spaces_in_a_block_is_read_as_pyyaml_reads_it(
 
 @pytest.mark.parametrize("body", [b"...\n", b"x\n...\n", b"a\n\n...\n\n", b"...\n\n"])
 def test_a_body_ending_in_a_document_end_marker_keeps_it(body: bytes) -> None:
-    made = make_entry(
-        key="0a",
-        request=Request("POST", "https://api.example.com/v1/x", (), b"{}"),
-        status=200,
-        headers=(("content-type", "text/plain"),),
-        chunks=[body],
-        match_headers=(),
-        ttl=None,
-        duration=0.5,
-        now=NOW,
-        secrets=(),
-    )
+    made = _made([body], "text/plain")
     text = render([made, made])
     assert [e.to_response().chunks for e in read(text, Path("c.yaml"))] == [(body,), (body,)]
 
@@ -244,19 +233,7 @@ def test_a_body_ending_in_a_document_end_marker_keeps_it(body: bytes) -> None:
     ],
 )
 def test_a_stream_replays_chunk_for_chunk_whatever_its_blank_lines(chunks: list[bytes]) -> None:
-    made = make_entry(
-        key="0a",
-        request=Request("POST", "https://api.example.com/v1/x", (), b"{}"),
-        status=200,
-        headers=(("content-type", "text/event-stream"),),
-        chunks=chunks,
-        match_headers=(),
-        ttl=None,
-        duration=0.5,
-        now=NOW,
-        secrets=(),
-    )
-    text = render([made])
+    text = render([_made(chunks, "text/event-stream")])
     assert read(text, Path("c.yaml"))[0].to_response().chunks == tuple(chunks)
     assert ("response_sse:" in text) == (chunks == [b"data: 1\n\n", b"data: 2\n\n"])
 
@@ -300,23 +277,29 @@ def test_an_edited_entry_is_read_as_pyyaml_reads_it_or_declined(text: str) -> No
     assert [type(v) for v in fast.values()] == [type(v) for v in expected[0].values()]
 
 
+def _made(chunks: list[bytes], content_type: str, key: str = "0a", request: bytes = b"{}") -> Entry:
+    """An entry as the recorder makes it, for a POST answered with ``chunks``."""
+    return make_entry(
+        key=key,
+        request=Request("POST", "https://api.example.com/v1/x", (), request),
+        status=200,
+        headers=(("content-type", content_type),),
+        chunks=chunks,
+        match_headers=(),
+        ttl=None,
+        duration=0.5,
+        now=NOW,
+        secrets=(),
+    )
+
+
 def _two_entries() -> str:
-    made = [
-        make_entry(
-            key=key,
-            request=Request("POST", "https://api.example.com/v1/x", (), b'{"n": 1}'),
-            status=200,
-            headers=(("content-type", "application/json"),),
-            chunks=[b'{"answer": "%s"}' % key.encode()],
-            match_headers=(),
-            ttl=None,
-            duration=0.5,
-            now=NOW,
-            secrets=(),
-        )
-        for key in ("0a", "0b")
-    ]
-    return render(made)
+    return render(
+        [
+            _made([b'{"answer": "%s"}' % k.encode()], "application/json", k, b'{"n": 1}')
+            for k in ("0a", "0b")
+        ]
+    )
 
 
 def test_a_top_level_comment_between_entries_is_read_by_pyyaml(tmp_path: Path) -> None:
