@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,6 +54,30 @@ _HOMES = {
     "Settings": "._settings",
     "Counts": "._stats",
 }
+
+
+def _imported_as_compiled() -> None:
+    """Have pytest leave this package's modules to Python's own import, from their bytecode.
+
+    pytest rewrites the asserts of every module of a plugin's distribution (the plugin's
+    own assertions then read like a test's), which parses and compiles each module from
+    source, and keeps the result only where it may write bytecode: a fresh CI machine pays
+    it on every run, about 200 ms for the modules a replay imports. No test relies on an
+    assert of this package. Done as the package is imported, which pytest does after it
+    marked the package (loading the ``pytest11`` entry point, or ``-p``), and before any
+    other of its modules is imported; a pytest without that hook is left as it is.
+    """
+    for finder in sys.meta_path:
+        marked = getattr(finder, "_must_rewrite", None)
+        decided = getattr(finder, "_marked_for_rewrite_cache", None)
+        if isinstance(marked, set) and isinstance(decided, dict):
+            ours = {name for name in marked if name.partition(".")[0] == __name__}
+            if ours:
+                marked.difference_update(ours)
+                decided.clear()
+
+
+_imported_as_compiled()
 
 
 def __getattr__(name: str) -> object:

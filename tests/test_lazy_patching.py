@@ -86,3 +86,45 @@ def test_a_replayed_call_never_builds_the_transports_connection_pool(suite: Suit
     replayed.assert_outcomes(passed=1)
     # No SSL context, no connection pool, not even the import of the connection stack.
     replayed.stdout.fnmatch_lines(["*POOL False STACK False*"])
+
+
+def test_pytest_imports_the_plugins_modules_from_their_bytecode(suite: Suite) -> None:
+    # pytest marks every module of a plugin's distribution for assertion rewriting, as this
+    # first plugin does for both packages; rewriting compiles each module from source.
+    suite.write(
+        "mark_for_rewrite.py",
+        """
+        import pytest
+
+        pytest.register_assert_rewrite("pytest_llmcache", "helper_package")
+        """,
+    )
+    suite.write("helper_package/__init__.py", "")
+    suite.write("helper_package/tool.py", "CHECKED = True\n")
+    suite.write(
+        "test_loaders.py",
+        """
+        import sys
+
+        import helper_package.tool
+        import pytest
+
+
+        @pytest.mark.llm_cache
+        def test_loaders():
+            names = ["helper_package.tool", "pytest_llmcache.plugin", "pytest_llmcache._engine"]
+            for name in names:
+                print("LOADER", name, type(sys.modules[name].__loader__).__name__)
+        """,
+    )
+    result = suite.pytester.runpytest_subprocess(
+        "-p", "mark_for_rewrite", "-p", "pytest_llmcache.plugin", "-p", "no:cacheprovider", "-s"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*LOADER helper_package.tool AssertionRewritingHook",
+            "*LOADER pytest_llmcache.plugin SourceFileLoader",
+            "*LOADER pytest_llmcache._engine SourceFileLoader",
+        ]
+    )
