@@ -572,12 +572,16 @@ def _chunks(data: dict[str, Any], side: str, where: object) -> tuple[bytes, ...]
         if eol:
             body = body.replace(b"\n", b"\r\n")
         end = _CRLF_END if eol else _LF_END
-        if body[-len(end) : -len(end) // 2] == end[: len(end) // 2]:
-            # Ends with an empty line: the blank line is cut off before the events are.
-            events = body[: -len(end) // 2].split(end)
+        half = len(end) // 2  # one line break
+        if body[-len(end) : -half] == end[:half]:
+            # An empty line at the end stays with the last event: the block's own last line
+            # break is taken off before the cut.
+            events = body[:-half].split(end)
         else:
+            # The usual text: cut first (the whole stream is not copied), then the block's
+            # last line break is taken off the last event.
             events = body.split(end)
-            events[-1] = events[-1][: -len(end) // 2]
+            events[-1] = events[-1][:-half]
         return tuple([event + end for event in events])
     if f"{side}_events" in data:
         return tuple(_body.decode_event(event) for event in _events(data, side, where))
