@@ -20,7 +20,8 @@ with ``pip install -e`` under ``PYTHONDONTWRITEBYTECODE=1`` compiles it on every
 instead: ``--no-compile`` measures that).
 Each line gives the floor per call and what replay and live add to it per call, from the
 medians (and the minimums) of the wall times of the rounds. Other installed pytest plugins
-are switched off (PYTEST_DISABLE_PLUGIN_AUTOLOAD) so only this plugin's cost is measured.
+are switched off (PYTEST_DISABLE_PLUGIN_AUTOLOAD) so only this plugin's cost is measured;
+this one is named in PYTEST_PLUGINS.
 The plugin is used only through pytest's command line and markers. Nothing here is a test.
 
 This machine's timings may wander by more than the plugin costs: ``--instructions`` runs
@@ -374,8 +375,13 @@ class Suite:
             self.forget()
         else:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.pop("PYTEST_PLUGINS", None)
         if variant in ("replay", "live"):
-            args += ["-p", "pytest_llmcache.plugin"]
+            # Loaded as pytest loads an entry point's module: by name. ``-p`` would also make
+            # pytest read every installed distribution's entry points to look the name up
+            # (about 28 M instructions), which a suite loading its plugins the usual way
+            # pays with or without this one.
+            env["PYTEST_PLUGINS"] = "pytest_llmcache.plugin"
         if variant == "live":
             args.append("--llm-cache=off")
         if record:
