@@ -145,7 +145,7 @@ def cache(
     """One test's worth of caching; pass ``engine`` to stay in the same run."""
     engine = engine or Engine(Settings(mode=mode), parse_cache=parse_cache)
     _adapters.install()
-    test = engine.begin("bench::replay", TestOptions(), path)
+    test = engine.begin("bench::replay", TestOptions(), str(path))
     try:
         yield engine
     finally:
@@ -212,15 +212,15 @@ def main() -> None:
         size_mb = big.stat().st_size / 1e6
         start = time.perf_counter()
         with cache(Mode.REPLAY, big) as engine:
-            engine.cassette(big)
+            engine.cassette(str(big))
         cold = time.perf_counter() - start
         parse_cache = root / "parse-cache"
         parse_cache.mkdir()
         with cache(Mode.REPLAY, big, parse_cache) as engine:
-            engine.cassette(big)
+            engine.cassette(str(big))
         start = time.perf_counter()
         with cache(Mode.REPLAY, big, parse_cache) as engine:
-            engine.cassette(big)
+            engine.cassette(str(big))
         warm = time.perf_counter() - start
         print(
             f"load of a 2,000-entry cassette ({size_mb:.1f} MB): first run {cold * 1e3:.0f} ms, "

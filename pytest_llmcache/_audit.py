@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,11 +84,11 @@ def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> 
     unjudged = _unjudged(stats)
     protected = set(stats.protected_paths)
     for path in sorted(stats.owned):
-        file = Path(path)
-        if path in protected or not file.exists():
+        # Most tests that made no call have no file: asked of the name, with no Path made.
+        if path in protected or not os.path.exists(path):
             continue
         try:
-            cassette = read(file)
+            cassette = read(Path(path))
         except CassetteError as exc:
             result.errors.append(str(exc))
             continue

@@ -8,6 +8,7 @@ so each HTTP library only converts its own objects.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -52,7 +53,7 @@ class Engine:
         self._parse_cache = parse_cache
         self._normalize = normalize
         self._display_root = display_root or Path.cwd()
-        self._cassettes: dict[Path, Cassette] = {}
+        self._cassettes: dict[str, Cassette] = {}
         self._owned: set[str] = set()
         """The cassettes of ``stats.owned``, to find one in constant time."""
         self._secrets: set[str] = set()
@@ -73,7 +74,7 @@ class Engine:
             return str(path)
 
     def begin(
-        self, nodeid: str, options: TestOptions, path: Path, *, test_id: str | None = None
+        self, nodeid: str, options: TestOptions, file: str, *, test_id: str | None = None
     ) -> TestCache:
         """Start caching the calls of one test.
 
@@ -81,11 +82,10 @@ class Engine:
         its node id from the rootdir, which entries store as their owner (the same from
         wherever pytest is started).
         """
-        test = TestCache(self, nodeid, options, path, test_id=test_id)
-        name = str(path)
-        if name not in self._owned:
-            self._owned.add(name)
-            self.stats.owned.append(name)
+        test = TestCache(self, nodeid, options, file, test_id=test_id)
+        if file not in self._owned:
+            self._owned.add(file)
+            self.stats.owned.append(file)
         _current.begin(test)
         return test
 
@@ -98,11 +98,11 @@ class Engine:
             stats.missed_tests.append(test.nodeid)
         if test.counts.expired:
             stats.expired_tests.append(test.nodeid)
-        path = str(test.path)
+        path = test.file
         if test.used:
             stats.used.setdefault(path, []).extend([k, n] for k, n in test.used)
         slots = test.recorded()
-        cassette = self._cassettes.get(test.path)
+        cassette = self._cassettes.get(path)
         if cassette is not None and slots:
             # ``record`` replaces what this test recorded before, and nothing of other tests
             # sharing the file: those did not run, or run on their own.
@@ -119,20 +119,20 @@ class Engine:
             if written and path not in stats.written:
                 stats.written.append(path)
 
-    def cassette(self, path: Path) -> Cassette:
-        """The cassette at ``path``, read once per run."""
-        cassette = self._cassettes.get(path)
+    def cassette(self, file: str) -> Cassette:
+        """The cassette in ``file``, read once per run."""
+        cassette = self._cassettes.get(file)
         if cassette is None:
             # Replay reads an entry when it is used; a run that may write the file reads and
             # checks all of it first, so a damaged file stops it before any call is made.
-            cassette = self._cassettes[path] = Cassette.load(
-                path, self._parse_cache, lazy=self.settings.mode is Mode.REPLAY
+            cassette = self._cassettes[file] = Cassette.load(
+                Path(file), self._parse_cache, lazy=self.settings.mode is Mode.REPLAY
             )
         return cassette
 
     def on_disk(self, path: Path) -> Cassette:
         """The cassette as the file holds it now, without reading it again if possible."""
-        cassette = self._cassettes.get(path)
+        cassette = self._cassettes.get(str(path))
         if cassette is not None and not cassette.dirty:
             return cassette
         return Cassette.load(path, self._parse_cache)
@@ -150,7 +150,7 @@ class Engine:
         with self._lock:
             self.stats.add_saving(usage, entry.duration)
             if expired:
-                self.stats.expired_entries.append([str(test.path), entry.key, test.nodeid])
+                self.stats.expired_entries.append([test.file, entry.key, test.nodeid])
 
     def normalize(self, request: Request) -> Request:
         """Apply the user's ``pytest_llm_cache_normalize_request`` hook, if any."""
@@ -174,7 +174,7 @@ class TestCache:
         engine: Engine,
         nodeid: str,
         options: TestOptions,
-        path: Path,
+        file: str,
         *,
         test_id: str | None = None,
     ) -> None:
@@ -185,7 +185,8 @@ class TestCache:
         self.fix: _messages.Fix = None
         """How messages say to run the call again in another mode (default: pytest)."""
         self.options = options
-        self.path = path
+        self.file = file
+        """The cassette's file name (what the run's figures and its cassettes go by)."""
         self.mode = engine.settings.mode
         self.counts = Counts()
         self.messages: list[str] = []
@@ -199,6 +200,12 @@ class TestCache:
         """The ``(key, occurrence)`` slots this test replayed or recorded."""
         self.passed = False
         """Set by the plugin once the test's outcome is known."""
+
+    @functools.cached_property
+    def path(self) -> Path:
+        """The file this test's calls are recorded in and replayed from (made when asked
+        for: most tests never need more than its name)."""
+        return Path(self.file)
 
     @property
     def cassette_path(self) -> Path:
@@ -264,7 +271,7 @@ class TestCache:
 
     def _cassette(self) -> Cassette:
         try:
-            return self.engine.cassette(self.path)
+            return self.engine.cassette(self.file)
         except CassetteError as exc:
             self._fail(f"pytest-llmcache: {exc}\n  test: {self.nodeid}")
 
@@ -337,7 +344,7 @@ class TestCache:
 
             drift = classify(old, entry)
             self.engine.stats.drift.append(
-                [self.nodeid, str(self.path), entry.key, drift.kind, drift.line]
+                [self.nodeid, self.file, entry.key, drift.kind, drift.line]
             )
             # Kept by the call's own place, not appended: identical calls in flight at once
             # are stored in the order they were made, whatever order their answers came in.

@@ -194,7 +194,7 @@ def fixture_cache(
         # Set-up and teardown own their entries apart: re-recording one keeps the other's.
         # (A named cassette is never "the test's own file", whose unowned entries it drops.)
         phased = options if not phase else options._replace(cassette=options.cassette or path.stem)
-        test = engine.begin(label + phase, phased, path, test_id=owner + phase)
+        test = engine.begin(label + phase, phased, str(path), test_id=owner + phase)
         test.fix = lambda mode: f"pytest --llm-cache={mode} --setup-only '{user}'"
         return test
 

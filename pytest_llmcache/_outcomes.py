@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._paths import cassette_path
+from ._paths import cassette_file, cassette_path
 from ._settings import Settings, resolve_test_options
 
 __all__ = ["Outcomes", "module_folder"]
@@ -43,14 +43,12 @@ class Outcomes:
         ]
         for name in names:
             self.protected_paths.add(
-                str(
-                    cassette_path(
-                        test_file=item.path,
-                        nodeid=item.nodeid,
-                        shared_name=name,
-                        cassette_dir=settings.cassette_dir,
-                        rootpath=item.config.rootpath,
-                    )
+                cassette_file(
+                    test_file=item.path,
+                    nodeid=item.nodeid,
+                    shared_name=name,
+                    cassette_dir=settings.cassette_dir,
+                    rootpath=item.config.rootpath,
                 )
             )
         definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 from pathlib import Path
 
-__all__ = ["cassette_path", "safe_name"]
+__all__ = ["cassette_file", "cassette_path", "safe_name"]
 
 _UNSAFE = re.compile(r"[^\w.\-\[\]=+,@]")
 _MAX_NAME = 120
@@ -23,16 +24,42 @@ def safe_name(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _folder(test_file: Path, cassette_dir: Path | None, rootpath: Path) -> Path:
+def _folder(test_file: Path, cassette_dir: Path | None, rootpath: Path) -> str:
     """The folder of a test file's cassettes (worked out once per file)."""
     module = test_file.stem
     if cassette_dir is None:
-        return test_file.parent / "cassettes" / module
+        return str(test_file.parent / "cassettes" / module)
     try:
         relative = test_file.parent.resolve().relative_to(rootpath.resolve())
     except ValueError:
         relative = Path()
-    return cassette_dir / relative / module
+    return str(cassette_dir / relative / module)
+
+
+def cassette_file(
+    *,
+    test_file: Path,
+    nodeid: str,
+    shared_name: str | None,
+    cassette_dir: Path | None,
+    rootpath: Path,
+) -> str:
+    """``<test folder>/cassettes/<module>/<Class.test[id]>.yaml``, or the shared name's file.
+
+    With ``llm_cache_dir`` set the root moves there, keeping the test file's folder relative
+    to the rootdir so two modules of the same name never share a folder.
+
+    The name is made as a string, as a ``Path`` would write it: every cached test needs one,
+    and most need nothing else of it.
+    """
+    folder = _folder(test_file, cassette_dir, rootpath)
+    if shared_name is None:
+        # The node id after the file part: "Class::test[param]" -> "Class.test[param]".
+        test_part = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+        name = safe_name(test_part.replace("::", "."))
+    else:
+        name = str(Path(shared_name))  # as a Path gives it ("a//b" -> "a/b")
+    return f"{folder}{os.sep}{name}.yaml"
 
 
 def cassette_path(
@@ -43,14 +70,13 @@ def cassette_path(
     cassette_dir: Path | None,
     rootpath: Path,
 ) -> Path:
-    """``<test folder>/cassettes/<module>/<Class.test[id]>.yaml``, or the shared name's file.
-
-    With ``llm_cache_dir`` set the root moves there, keeping the test file's folder relative
-    to the rootdir so two modules of the same name never share a folder.
-    """
-    folder = _folder(test_file, cassette_dir, rootpath)
-    if shared_name is not None:
-        return folder / f"{shared_name}.yaml"
-    # The node id after the file part: "Class::test[param]" -> "Class.test[param]".
-    test_part = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
-    return folder / f"{safe_name(test_part.replace('::', '.'))}.yaml"
+    """:func:`cassette_file`, as a ``Path``."""
+    return Path(
+        cassette_file(
+            test_file=test_file,
+            nodeid=nodeid,
+            shared_name=shared_name,
+            cassette_dir=cassette_dir,
+            rootpath=rootpath,
+        )
+    )

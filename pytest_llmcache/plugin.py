@@ -17,7 +17,7 @@ import pytest
 
 from . import _hooks
 from ._outcomes import Outcomes, module_folder
-from ._paths import cassette_path
+from ._paths import cassette_file
 from ._settings import (
     Mode,
     OptionError,
@@ -243,7 +243,7 @@ def _turn_on(node: pytest.Item, options: TestOptions | str) -> TestCache:
         pytest.fail(f"pytest-llmcache: {node.nodeid}: {options}", pytrace=False)
     config = node.config
     settings = config.stash[_SETTINGS]
-    path = cassette_path(
+    file = cassette_file(
         test_file=node.path,
         nodeid=node.nodeid,
         shared_name=options.cassette,
@@ -254,11 +254,11 @@ def _turn_on(node: pytest.Item, options: TestOptions | str) -> TestCache:
     if settings.mode is Mode.OFF:
         from ._engine import TestCache
 
-        return TestCache(engine, node.nodeid, options, path)
+        return TestCache(engine, node.nodeid, options, file)
     from . import _adapters
 
     _adapters.install()
-    test = engine.begin(_command_line_id(node, config), options, path, test_id=node.nodeid)
+    test = engine.begin(_command_line_id(node, config), options, file, test_id=node.nodeid)
     node.stash[_TEST] = test
     return test
 

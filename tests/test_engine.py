@@ -130,7 +130,7 @@ def begin(
     engine: Engine, path: Path, options: TestOptions | None = None, *, nodeid: str = NODE
 ) -> TestCache:
     test_id = TEST_ID if nodeid == NODE else nodeid
-    return engine.begin(nodeid, options or TestOptions(), path, test_id=test_id)
+    return engine.begin(nodeid, options or TestOptions(), str(path), test_id=test_id)
 
 
 def record(test: TestCache, request: Request, body: bytes, *, status: int = 200) -> Recording:
@@ -702,7 +702,7 @@ def test_tests_sharing_a_cassette_read_it_once(tmp_path: Path, path: Path) -> No
     second = begin(engine, path, TestOptions(cassette="shared"), nodeid="t.py::two")
     record(second, call("b"), answer("b"))
     engine.end(second)
-    assert engine.cassette(path) is engine.cassette(path)
+    assert engine.cassette(str(path)) is engine.cassette(str(path))
     assert texts(path) == [(TEST_ID, "a"), ("t.py::two", "b")]
     assert engine.stats.owned == [str(path)]
     assert engine.stats.written == [str(path)]
@@ -726,7 +726,7 @@ def test_on_disk_reads_again_only_when_changed_here(tmp_path: Path, path: Path) 
     fresh_copy = engine.on_disk(path)
     assert texts(fresh_copy.path) == [(TEST_ID, "a")]
     assert fresh_copy is not engine.on_disk(path)  # not loaded by a test: read each time
-    loaded = engine.cassette(path)
+    loaded = engine.cassette(str(path))
     assert engine.on_disk(path) is loaded
     loaded.put(1, stored(call("b"), "b"))
     assert loaded.dirty
@@ -924,7 +924,7 @@ def test_ending_another_test_leaves_the_running_one(tmp_path: Path, path: Path) 
 
 def test_the_test_id_defaults_to_the_node_id(tmp_path: Path, path: Path) -> None:
     engine = engine_for(Mode.RECORD, tmp_path)
-    test = engine.begin("t.py::test_x", TestOptions(), path)
+    test = engine.begin("t.py::test_x", TestOptions(), str(path))
     assert test.test_id == "t.py::test_x"
     record(test, call("hi"), answer("hello"))
     engine.end(test)
