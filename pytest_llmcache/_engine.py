@@ -198,8 +198,6 @@ class TestCache:
         self._lock = threading.Lock()
         self.used: list[tuple[str, int]] = []
         """The ``(key, occurrence)`` slots this test replayed or recorded."""
-        self.passed = False
-        """Set by the plugin once the test's outcome is known."""
 
     @functools.cached_property
     def path(self) -> Path:

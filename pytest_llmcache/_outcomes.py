@@ -20,13 +20,17 @@ class Outcomes:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.collected: dict[str, None] = {}
+        self.collected: dict[str, pytest.Item] = {}
+        """The cached tests collected, by node id."""
         self.passed: list[str] = []
         self.protected_paths: set[str] = set()
         self.protected_folders: set[str] = set()
 
-    def seen(self, item: pytest.Item, report: pytest.TestReport) -> None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Note how a phase of a collected cached test ended."""
+        item = self.collected.get(report.nodeid)
+        if item is None:
+            return
         if report.when == "call" and report.passed:
             self.passed.append(item.nodeid)
         elif (report.when == "call" or report.outcome != "passed") and report.when != "teardown":

@@ -147,6 +147,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     except OptionError as exc:
         raise pytest.UsageError(f"pytest-llmcache: {exc}") from None
+    # How each cached test ends, from its reports (a plugin of its own, as it hears them).
+    outcomes = config.stash[_OUTCOMES] = Outcomes(config.stash[_SETTINGS])
+    config.pluginmanager.register(outcomes, "llm_cache_outcomes")
     if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
         from ._xdist import Controller
 
@@ -308,27 +311,19 @@ def llm_cache_config() -> dict[str, object]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    result = yield
     test = item.stash.get(_TEST, None)
-    if test is not None and report.when == "call":
-        if test.messages and report.passed:
-            # The test caught our failure (a broad except); it must not pass on a missed call.
-            report.outcome = "failed"
-            report.longrepr = test.messages[0]
-        test.passed = report.passed
-    outcomes = item.config.stash.get(_OUTCOMES, None)
-    if outcomes is not None and item.nodeid in outcomes.collected:
-        outcomes.seen(item, report)
-    return report
+    if test is not None and test.messages:
+        # The test caught our failure (a broad except); it must not pass on a missed call.
+        pytest.fail(test.messages[0], pytrace=False)
+    return result
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     settings = config.stash[_SETTINGS]
     folders = config.stash.setdefault(_PRUNE_FOLDERS, set())
-    outcomes = config.stash[_OUTCOMES] = Outcomes(settings)
+    outcomes = config.stash[_OUTCOMES]
     for item in items:
         if settings.prune:
             folders.add(str(module_folder(item, settings)))
@@ -338,7 +333,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             and isinstance(names, list)
             and (_wants_cache(item, settings) or _ACTIVATION in names)
         ):
-            outcomes.collected[item.nodeid] = None
+            outcomes.collected[item.nodeid] = item
             if _default_config(item):
                 item.stash[_HOOKED] = True  # the set-up and teardown hooks turn it on
                 continue
