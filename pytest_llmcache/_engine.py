@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
@@ -251,7 +250,13 @@ class TestCache:
                     self._fail(self._expired_message(request, entry))
                 if entry.cut_short:
                     message = self._cut_short_message(request, entry)
-                    response = replace(response, past_end=lambda: self._fail(message))
+                    response = Response(
+                        response.status,
+                        response.headers,
+                        response.chunks,
+                        past_end=lambda: self._fail(message),
+                        document=response.document,
+                    )
                 return response
         if self.mode is Mode.AUTO:
             return Recording(self, key, occurrence, request, raw)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NoReturn
 
 __all__ = ["Headers", "Request", "Response"]
@@ -29,19 +29,50 @@ class Request:
         return None
 
 
-@dataclass(frozen=True, slots=True)
 class Response:
-    """A response to hand back to the client: status, headers and the body as its chunks."""
+    """A response to hand back to the client: status, headers and the body as its chunks.
 
-    status: int
-    headers: Headers
-    chunks: tuple[bytes, ...]
-    past_end: Callable[[], NoReturn] | None = None
-    """For a recording cut short: called when the caller reads past its last chunk (it fails
-    the test, saying so). ``None``: the body simply ends after the last chunk."""
-    document: object = field(default=None, compare=False, repr=False)
-    """The body already parsed as JSON, when the cassette gave it so (``None``: not parsed):
-    what reads the replayed usage need not parse it again."""
+    A plain class, not a dataclass as ``Request`` is (which users copy with
+    ``dataclasses.replace``): making a dataclass costs every run about a millisecond, and
+    this one is only the cache's own. Treat it as immutable.
+    """
+
+    __slots__ = ("chunks", "document", "headers", "past_end", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Headers,
+        chunks: tuple[bytes, ...],
+        past_end: Callable[[], NoReturn] | None = None,
+        document: object = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.chunks = chunks
+        self.past_end = past_end
+        """For a recording cut short: called when the caller reads past its last chunk (it
+        fails the test, saying so). ``None``: the body simply ends after the last chunk."""
+        self.document = document
+        """The body already parsed as JSON, when the cassette gave it so (``None``: not
+        parsed): what reads the replayed usage need not parse it again. Not compared."""
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.status, self.headers, self.chunks, self.past_end)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Response:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Response(status={self.status!r}, headers={self.headers!r}, "
+            f"chunks={self.chunks!r}, past_end={self.past_end!r})"
+        )
 
     @property
     def body(self) -> bytes:

@@ -148,28 +148,50 @@ _SECRET_FIELD_ENDINGS = (
 )
 _NAME_SEPARATORS = re.compile(r"[^a-z0-9]")
 
+
 # Well-known credential shapes: a cassette holding one of these is refused outright. A key
 # starts a token ("task-management-..." holds "sk-..." but is a word, not a key); after an
 # escaped "=" (%3D) or an escaped newline or tab it starts one too.
-_KEY_SHAPES = re.compile(
-    r"(?:(?<![A-Za-z0-9])|(?<=%3D)|(?<=%3d)|(?<=\\[nrt]))(?:"
-    r"sk-ant-[A-Za-z0-9_\-]{20,}"
-    r"|sk-[A-Za-z0-9_\-]{20,}"
-    r"|AIza[0-9A-Za-z_\-]{30,}"
-    r"|gsk_[A-Za-z0-9]{20,}"
-    r"|AKIA[0-9A-Z]{16}"
-    r")"
-)
+# The patterns below are compiled on first use: a replay that hits never needs them, and
+# compiling them costs more than the rest of this module.
+@functools.cache
+def _key_shapes() -> re.Pattern[str]:
+    return re.compile(
+        r"(?:(?<![A-Za-z0-9])|(?<=%3D)|(?<=%3d)|(?<=\\[nrt]))(?:"
+        r"sk-ant-[A-Za-z0-9_\-]{20,}"
+        r"|sk-[A-Za-z0-9_\-]{20,}"
+        r"|AIza[0-9A-Za-z_\-]{30,}"
+        r"|gsk_[A-Za-z0-9]{20,}"
+        r"|AKIA[0-9A-Z]{16}"
+        r")"
+    )
+
+
 _MASK_KEEP = 6
 
 # Values shorter than this are too likely to occur by chance to be replaced everywhere; under
 # their own names they are still redacted.
 _MIN_SCRUB_LENGTH = 8
 
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`\[\]]+")
-_USERINFO = re.compile(r"(?<=://)[^/?#\s@]*@")
-_SIGV4_PARTS = re.compile(r"(?:Credential|Signature)=([^,/\s]+)")
-_PART_NAME = re.compile(rb';\s*name="([^"]*)"', re.I)
+
+@functools.cache
+def _url_in_text() -> re.Pattern[str]:
+    return re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`\[\]]+")
+
+
+@functools.cache
+def _userinfo() -> re.Pattern[str]:
+    return re.compile(r"(?<=://)[^/?#\s@]*@")
+
+
+@functools.cache
+def _sigv4_parts() -> re.Pattern[str]:
+    return re.compile(r"(?:Credential|Signature)=([^,/\s]+)")
+
+
+@functools.cache
+def _part_name() -> re.Pattern[bytes]:
+    return re.compile(rb';\s*name="([^"]*)"', re.I)
 
 
 # -- names ---------------------------------------------------------------------------------
@@ -256,7 +278,7 @@ def _form_values(body: bytes, boundary: bytes) -> Iterator[tuple[str, int, int]]
         if blank < 0:
             blank, gap = body.find(b"\n\n", start, part_end), 2
         if blank >= 0:
-            named = _PART_NAME.search(body, start, blank)
+            named = _part_name().search(body, start, blank)
             end = part_end
             for newline in (b"\r\n", b"\n"):
                 if body.endswith(newline, blank + gap, end):
@@ -374,7 +396,7 @@ def _header_parts(name: str, value: str) -> set[str]:
         else:
             parts.update({f"{user}:{password}", user, password})
     elif scheme.upper().startswith("AWS4-"):
-        parts.update(_SIGV4_PARTS.findall(token))
+        parts.update(_sigv4_parts().findall(token))
     if name == "cookie":
         parts.update(cookie.partition("=")[2].strip() for cookie in value.split(";"))
     return parts
@@ -410,7 +432,7 @@ def key_shapes(value: object, path: str = "") -> Iterator[tuple[str, str]]:
     A mapping key is reported at its mapping's path.
     """
     if isinstance(value, str):
-        for match in _KEY_SHAPES.finditer(value):
+        for match in _key_shapes().finditer(value):
             yield path or ".", match.group()
     elif isinstance(value, dict):
         for k, v in value.items():
@@ -444,7 +466,7 @@ def mask(value: str) -> str:
 
 
 def _mask_key_shapes(text: str) -> str:
-    return _KEY_SHAPES.sub(lambda match: mask(match.group()), text)
+    return _key_shapes().sub(lambda match: mask(match.group()), text)
 
 
 # -- what may be shown -----------------------------------------------------------------------
@@ -475,7 +497,7 @@ def stored_url(url: str) -> str:
 
 def _redact_unparsed(url: str, placeholder: str | None) -> str:
     # A URL urlsplit refuses (a bad IPv6 host) still loses its userinfo and credentials.
-    head, question, rest = _USERINFO.sub("", url).partition("?")
+    head, question, rest = _userinfo().sub("", url).partition("?")
     query, hash_, fragment = rest.partition("#")
     return head + question + _redact_query(query, placeholder) + hash_ + fragment
 
@@ -514,5 +536,5 @@ def redact_url(url: str) -> str:
 def mask_secrets(text: str) -> str:
     """``text`` fit for a message: each URL in it redacted, each key-shaped value masked."""
     if "://" in text:
-        text = _URL_IN_TEXT.sub(lambda match: redact_url(match.group()), text)
+        text = _url_in_text().sub(lambda match: redact_url(match.group()), text)
     return _mask_key_shapes(text)
