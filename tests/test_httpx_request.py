@@ -26,8 +26,10 @@ from pytest_llmcache._adapters._httpx import _request
         # bytes.lower() leaves a non-ASCII capital (É) as it is, as httpx does.
         [(b"X-R\xc9f", b"1")],
         [("X-CAFÉ".encode(), b"1")],
+        # A NUL inside a value: kept, the headers after it unmoved.
+        [("X-Nul", b"a\x00b"), ("X-After", b"2")],
     ],
-    ids=["ascii", "utf-8", "latin-1", "utf-8-and-latin-1", "latin-1-name", "utf-8-name"],
+    ids=["ascii", "utf-8", "latin-1", "utf-8-and-latin-1", "latin-1-name", "utf-8-name", "nul"],
 )
 def test_headers_are_what_the_client_holds(
     lib: ModuleType, extra: list[tuple[str | bytes, bytes]]
