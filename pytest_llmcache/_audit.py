@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ._cassette import Cassette, CassetteError, Entry, parse
+from ._cassette import Cassette, CassetteError, parse
 from ._lock import LockError, cassette_lock
 from ._settings import Mode, Settings
 from ._stats import RunStats
@@ -56,10 +56,10 @@ def _slots(cassette: Cassette) -> list[tuple[str, int, int]]:
     """``(key, occurrence, position)`` of every entry, occurrence counted per key."""
     seen: dict[str, int] = {}
     slots = []
-    for position, entry in enumerate(cassette.entries):
-        occurrence = seen.get(entry.key, 0)
-        seen[entry.key] = occurrence + 1
-        slots.append((entry.key, occurrence, position))
+    for position, key in enumerate(cassette.keys()):
+        occurrence = seen.get(key, 0)
+        seen[key] = occurrence + 1
+        slots.append((key, occurrence, position))
     return slots
 
 
@@ -68,10 +68,11 @@ def _unjudged(stats: RunStats) -> set[str]:
     return set(stats.collected) - set(stats.passed)
 
 
-def _unjudged_entry(entry: Entry, unjudged: set[str]) -> bool:
+def _unjudged_entry(cassette: Cassette, position: int, unjudged: set[str]) -> bool:
     # Asked only when some test did not pass: the owner of an entry of a version 2 file is
-    # read from its text, which replaying one entry of a large file must not do for all.
-    return bool(unjudged) and entry.test in unjudged
+    # read from its text, which replaying one entry of a large file must not do for all
+    # (nor make an entry for each of the others).
+    return bool(unjudged) and cassette.entries[position].test in unjudged
 
 
 def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> Audit:
@@ -94,9 +95,7 @@ def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> 
             continue
         used = {(key, occurrence) for key, occurrence in stats.used.get(path, [])}
         for key, occurrence, position in _slots(cassette):
-            if (key, occurrence) not in used and not _unjudged_entry(
-                cassette.entries[position], unjudged
-            ):
+            if (key, occurrence) not in used and not _unjudged_entry(cassette, position, unjudged):
                 result.unused.append((path, key))
     return result
 
@@ -140,7 +139,7 @@ def _trim(file: Path, used: set[tuple[str, int]], unjudged: set[str], result: Au
     kept = [
         cassette.entries[position]
         for key, occurrence, position in _slots(cassette)
-        if (key, occurrence) in used or _unjudged_entry(cassette.entries[position], unjudged)
+        if (key, occurrence) in used or _unjudged_entry(cassette, position, unjudged)
     ]
     if not kept:
         file.unlink()

@@ -14,7 +14,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,29 +68,57 @@ class Cassette:
         self._parse_cache = parse_cache
         self._stamp: tuple[int, ...] | None = None
         """Inode, size and mtime of the file when last read or written here (None: never)."""
-        self.entries: list[Entry] = []
+        self._entries: list[Entry] = []
         self._index: dict[str, list[Entry]] = {}
+        self._lazy: _format_v2.Index | None = None
+        """A file's entries as read for replay, each made when first used (``None`` once
+        :attr:`entries` is asked for)."""
         self.dirty = False
         self._set(entries or [])
 
-    def _set(self, entries: list[Entry]) -> None:
-        self.entries = list(entries)
+    @property
+    def entries(self) -> list[Entry]:
+        """Every entry, in file order (a file read for replay makes all of them now)."""
+        if self._lazy is not None:
+            self._set(list(self._lazy))
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries: list[Entry]) -> None:
+        self._set(entries)
+
+    def _set(self, entries: Sequence[Entry]) -> None:
+        self._lazy = None
+        self._entries = list(entries)
         self._index = {}
-        for entry in self.entries:
+        for entry in self._entries:
             self._index.setdefault(entry.key, []).append(entry)
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self._lazy) if self._lazy is not None else len(self._entries)
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries)
 
+    def keys(self) -> list[str]:
+        """Each entry's key, in file order (no entry is made for it)."""
+        if self._lazy is not None:
+            return self._lazy.keys
+        return [entry.key for entry in self._entries]
+
     def responses(self, key: str) -> list[Entry]:
         """Every entry recorded for ``key``, in call order."""
+        lazy = self._lazy
+        if lazy is not None:
+            return [lazy[position] for position in lazy.positions(key)]
         return self._index.get(key, [])
 
     def get(self, key: str, occurrence: int) -> Entry | None:
         """The ``occurrence``-th response to ``key``, or ``None`` if it was never recorded."""
+        lazy = self._lazy
+        if lazy is not None:
+            positions = lazy.positions(key)
+            return lazy[positions[occurrence]] if occurrence < len(positions) else None
         found = self._index.get(key)
         if found and occurrence < len(found):
             return found[occurrence]
@@ -101,14 +129,15 @@ class Cassette:
 
         An occurrence past the last one is stored after it (occurrences have no gaps).
         """
+        entries = self.entries  # (every entry made first, and indexed)
         found = self._index.setdefault(entry.key, [])
         self.dirty = True
         if occurrence < len(found):
             old = found[occurrence]
             found[occurrence] = entry
-            self.entries[self.entries.index(old)] = entry
+            entries[entries.index(old)] = entry
             return old
-        self.entries.append(entry)
+        entries.append(entry)
         found.append(entry)
         return None
 
@@ -168,11 +197,16 @@ class Cassette:
             cassette._stamp = _MISSING
             return cassette
         text, stamp = found
-        entries: list[Entry] | None = None
+        entries: Sequence[Entry] | None = None
         if text.startswith("version: 2\n"):
             entries = _format_v2.read(text, path)
             if not lazy:
                 _check_all(entries)
+            elif isinstance(entries, _format_v2.Index):
+                cassette = cls(path, parse_cache=parse_cache)
+                cassette._lazy = entries
+                cassette._stamp = stamp
+                return cassette
         else:
             cached = _cache_file(parse_cache, path)
             if cached is not None:
@@ -186,7 +220,7 @@ class Cassette:
             if entries is None:
                 entries, _ = _read(path)
                 _save_parsed(cached, stamp, entries)
-        cassette = cls(path, entries, parse_cache=parse_cache)
+        cassette = cls(path, list(entries), parse_cache=parse_cache)
         cassette._stamp = stamp
         return cassette
 
@@ -322,7 +356,7 @@ def parse(path: Path, *, lazy: bool = False) -> list[Entry]:
     return entries
 
 
-def _check_all(entries: list[Entry]) -> None:
+def _check_all(entries: Sequence[Entry]) -> None:
     for entry in entries:
         entry.to_response()
         _ = entry.recorded_at, entry.request
@@ -331,7 +365,7 @@ def _check_all(entries: list[Entry]) -> None:
 def _read(path: Path) -> tuple[list[Entry], int]:
     text = read_text(path)
     if text.startswith("version: 2\n"):
-        return _format_v2.read(text, path), _format_v2.VERSION
+        return list(_format_v2.read(text, path)), _format_v2.VERSION
     try:
         from . import _yaml  # version 1 files only: a replay of version 2 needs no YAML parser
 

@@ -15,16 +15,16 @@ that does not keep that layout (edited by hand) is read whole, the slower way.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from . import _body, _fast_v2, _jsontext
 from ._entry import CassetteError, Entry, fill
 from ._exchange import Headers, Response
 
-__all__ = ["VERSION", "from_data", "read", "render"]
+__all__ = ["VERSION", "Index", "from_data", "read", "render"]
 
 VERSION = 2
 
@@ -162,7 +162,7 @@ def _sse_text(chunks: Sequence[bytes]) -> tuple[str, bool] | None:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def read(text: str, path: Path) -> list[Entry]:
+def read(text: str, path: Path) -> Sequence[Entry]:
     """The entries of a version 2 file: lazy ones, or every one parsed if hand-edited."""
     entries = _scan(text, path)
     if entries is not None:
@@ -202,7 +202,7 @@ def from_data(data: dict[str, Any], path: Path) -> list[Entry]:
     return entries
 
 
-def _scan(text: str, path: Path) -> list[Entry] | None:
+def _scan(text: str, path: Path) -> Index | None:
     """Each entry's key and place in the text, or ``None`` if the layout is not the writer's.
 
     Only the entries' first lines are looked for: any other line that starts without
@@ -210,10 +210,11 @@ def _scan(text: str, path: Path) -> list[Entry] | None:
     that entry to PyYAML when it is used.
     """
     if text == "version: 2\nentries: []\n":
-        return []
+        return Index(path, text, [], [])
     if not text.startswith(_HEAD + _ENTRY):
         return None
-    entries = []
+    keys = []
+    starts = []
     find = text.find
     at = len(_HEAD) - 1
     while at >= 0:
@@ -224,9 +225,69 @@ def _scan(text: str, path: Path) -> list[Entry] | None:
             key = key[1:-1]
         if end < 0 or not key or len(key) > 64 or key.strip(_HEX):
             return None  # a key line as the writer does not write it: for PyYAML
+        keys.append(key)
+        starts.append(start)
         at = find(_KEY_LINE, end)
-        entries.append(Entry.lazy(key, _FORMAT, _Source(path, text, start, at + 1 or len(text))))
-    return entries
+    return Index(path, text, keys, starts)
+
+
+class Index(Sequence[Entry]):
+    """The entries of a file in the writer's layout, each made when it is first asked for.
+
+    Replaying one entry of a 2,000-entry file makes one entry: the keys and where each
+    entry starts are all that reading the file keeps of the others (strings and numbers,
+    which add nothing for the garbage collector to walk).
+    """
+
+    def __init__(self, path: Path, text: str, keys: list[str], starts: list[int]) -> None:
+        self._path = path
+        self._text = text
+        self.keys = keys
+        """Each entry's key, in file order."""
+        self._starts = starts
+        self._made: list[Entry | None] = [None] * len(keys)
+        # Where each key is, by its occurrence: made in one step when no key repeats.
+        first = dict(zip(keys, range(len(keys)), strict=True))
+        self._first: dict[str, int] | None = first if len(first) == len(keys) else None
+        self._all: dict[str, list[int]] | None = None
+        if self._first is None:
+            self._all = {}
+            for position, key in enumerate(keys):
+                self._all.setdefault(key, []).append(position)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.keys)))]
+        if index < 0:
+            index += len(self.keys)
+        if not 0 <= index < len(self.keys):
+            raise IndexError("entry index out of range")
+        entry = self._made[index]
+        if entry is None:
+            end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._text)
+            source = _Source(self._path, self._text, self._starts[index], end)
+            entry = self._made[index] = Entry.lazy(self.keys[index], _FORMAT, source)
+        return entry
+
+    def __iter__(self) -> Iterator[Entry]:
+        return map(self.__getitem__, range(len(self.keys)))
+
+    def positions(self, key: str) -> list[int]:
+        """Where ``key``'s entries are, in file order."""
+        if self._first is not None:
+            found = self._first.get(key)
+            return [] if found is None else [found]
+        assert self._all is not None
+        return self._all.get(key, [])
 
 
 class _Source:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -282,6 +283,54 @@ def test_replaying_one_entry_of_a_large_file_parses_only_that_entry(tmp_path: Pa
     assert entry.source.data is not None, "the entry used was parsed"
     unparsed = [e for e in loaded if e is not entry and e.source.data is None]
     assert len(unparsed) == count - 1, "no other entry was parsed"
+
+
+def _entries_alive() -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is Entry)
+
+
+def test_reading_a_large_file_for_replay_makes_only_the_entries_used(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    count = 2000
+    written = Cassette(path, [make(RESPONSES[i % len(RESPONSES)], i) for i in range(count)])
+    written.dirty = True
+    written.save()
+    keys = [e.key for e in written.entries]
+    del written
+    gc.collect()  # (no entry left over from writing the file)
+    before = _entries_alive()
+    loaded = Cassette.load(path)
+    assert len(loaded) == count
+    assert loaded.keys() == keys
+    assert _entries_alive() == before, "reading the index makes no entry"
+    entry = loaded.get(keys[1234], 0)
+    assert entry is not None
+    assert entry.key == keys[1234]
+    assert loaded.get(keys[1234], 0) is entry, "an entry is made once"
+    assert loaded.get(keys[1234], 1) is None
+    assert loaded.get("f" * 32, 0) is None
+    assert _entries_alive() == before + 1
+    # Asked for whole, the entries are all there, in order, the one used among them.
+    assert [e.key for e in loaded.entries] == keys
+    assert loaded.entries[1234] is entry
+
+
+def test_a_repeated_key_replays_its_entries_in_order_when_read_lazily(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    first, second, other = make(RESPONSES[0], 7), make(RESPONSES[1], 7), make(RESPONSES[2], 8)
+    written = Cassette(path, [first, other, second])
+    written.dirty = True
+    written.save()
+    loaded = Cassette.load(path)
+    assert loaded.keys() == [first.key, other.key, first.key]
+    found = [loaded.get(first.key, n) for n in range(3)]
+    assert [e.to_response() if e else None for e in found] == [RESPONSES[0], RESPONSES[1], None]
+    assert [e.to_response() for e in loaded.responses(first.key)] == RESPONSES[:2]
+    assert loaded.responses("f" * 32) == []
+    # A lazily read file takes new entries as any other does.
+    assert loaded.put(1, make(RESPONSES[3], 7)) is found[1]
+    assert [e.to_response() for e in loaded.responses(first.key)] == [RESPONSES[0], RESPONSES[3]]
+    assert loaded.entries[-1].to_response() == RESPONSES[3]
 
 
 GOOD_ENTRY = """\
