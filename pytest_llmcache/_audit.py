@@ -75,7 +75,11 @@ def _unjudged_entry(cassette: Cassette, position: int, unjudged: set[str]) -> bo
     return bool(unjudged) and cassette.entries[position].test in unjudged
 
 
-def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> Audit:
+def _load(file: str) -> Cassette:
+    return Cassette.load(Path(file))
+
+
+def audit(stats: RunStats, read: Callable[[str], Cassette] = _load) -> Audit:
     """Find the entries of this run's cassettes that no test used.
 
     A cassette of a test that was skipped, xfailed or failed is not judged, nor an entry
@@ -89,7 +93,7 @@ def audit(stats: RunStats, read: Callable[[Path], Cassette] = Cassette.load) -> 
         if path in protected or not os.path.exists(path):
             continue
         try:
-            cassette = read(Path(path))
+            cassette = read(path)
         except CassetteError as exc:
             result.errors.append(str(exc))
             continue
@@ -165,7 +169,7 @@ def finish_run(
     stats: RunStats,
     *,
     complete: bool,
-    read: Callable[[Path], Cassette] = Cassette.load,
+    read: Callable[[str], Cassette] = _load,
 ) -> Audit | None:
     """The end-of-run audit: unused entries, and pruning them after a complete run.
 

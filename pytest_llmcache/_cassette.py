@@ -62,7 +62,7 @@ class Cassette:
     """The entries of one file, indexed by key; each key holds its responses in call order."""
 
     def __init__(
-        self, path: Path, entries: list[Entry] | None = None, *, parse_cache: Path | None = None
+        self, path: Path, entries: Sequence[Entry] | None = None, *, parse_cache: Path | None = None
     ) -> None:
         self.path = path
         self._parse_cache = parse_cache
@@ -88,9 +88,12 @@ class Cassette:
         self._set(entries)
 
     def _set(self, entries: Sequence[Entry]) -> None:
+        self._index = {}
+        if isinstance(entries, _format_v2.Index):
+            self._lazy, self._entries = entries, []
+            return
         self._lazy = None
         self._entries = list(entries)
-        self._index = {}
         for entry in self._entries:
             self._index.setdefault(entry.key, []).append(entry)
 
@@ -202,11 +205,6 @@ class Cassette:
             entries = _format_v2.read(text, path)
             if not lazy:
                 _check_all(entries)
-            elif isinstance(entries, _format_v2.Index):
-                cassette = cls(path, parse_cache=parse_cache)
-                cassette._lazy = entries
-                cassette._stamp = stamp
-                return cassette
         else:
             cached = _cache_file(parse_cache, path)
             if cached is not None:
@@ -220,7 +218,7 @@ class Cassette:
             if entries is None:
                 entries, _ = _read(path)
                 _save_parsed(cached, stamp, entries)
-        cassette = cls(path, list(entries), parse_cache=parse_cache)
+        cassette = cls(path, entries if lazy else list(entries), parse_cache=parse_cache)
         cassette._stamp = stamp
         return cassette
 

@@ -129,12 +129,12 @@ class Engine:
             )
         return cassette
 
-    def on_disk(self, path: Path) -> Cassette:
+    def on_disk(self, file: str) -> Cassette:
         """The cassette as the file holds it now, without reading it again if possible."""
-        cassette = self._cassettes.get(str(path))
+        cassette = self._cassettes.get(file)
         if cassette is not None and not cassette.dirty:
             return cassette
-        return Cassette.load(path, self._parse_cache)
+        return Cassette.load(Path(file), self._parse_cache)
 
     def count_replay(
         self, entry: Entry, response: Response, *, expired: bool, test: TestCache

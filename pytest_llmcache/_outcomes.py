@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from ._paths import cassette_file, cassette_path
+from ._paths import cassette_file, cassette_folder
 from ._settings import Settings, resolve_test_options
 
 __all__ = ["Outcomes", "module_folder"]
@@ -69,15 +69,9 @@ class Outcomes:
         config_fixture = definitions.get("llm_cache_config")
         if config_fixture and len(config_fixture) > 1:
             # A conftest's llm_cache_config may name its cassette: keep its whole folder.
-            self.protected_folders.add(str(module_folder(item, settings)))
+            self.protected_folders.add(module_folder(item, settings))
 
 
-def module_folder(item: pytest.Item, settings: Settings) -> object:
+def module_folder(item: pytest.Item, settings: Settings) -> str:
     """The cassette folder of the item's module (where orphans are looked for)."""
-    return cassette_path(
-        test_file=item.path,
-        nodeid=item.nodeid,
-        shared_name=None,
-        cassette_dir=settings.cassette_dir,
-        rootpath=item.config.rootpath,
-    ).parent
+    return cassette_folder(item.path, settings.cassette_dir, item.config.rootpath)

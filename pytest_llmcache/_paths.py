@@ -8,7 +8,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["cassette_file", "cassette_path", "safe_name"]
+__all__ = ["cassette_file", "cassette_folder", "safe_name"]
 
 _UNSAFE = re.compile(r"[^\w.\-\[\]=+,@]")
 _MAX_NAME = 120
@@ -24,7 +24,7 @@ def safe_name(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _folder(test_file: Path, cassette_dir: Path | None, rootpath: Path) -> str:
+def cassette_folder(test_file: Path, cassette_dir: Path | None, rootpath: Path) -> str:
     """The folder of a test file's cassettes (worked out once per file)."""
     module = test_file.stem
     if cassette_dir is None:
@@ -52,7 +52,7 @@ def cassette_file(
     The name is made as a string, as a ``Path`` would write it: every cached test needs one,
     and most need nothing else of it.
     """
-    folder = _folder(test_file, cassette_dir, rootpath)
+    folder = cassette_folder(test_file, cassette_dir, rootpath)
     if shared_name is None:
         # The node id after the file part: "Class::test[param]" -> "Class.test[param]".
         test_part = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
@@ -60,23 +60,3 @@ def cassette_file(
     else:
         name = str(Path(shared_name))  # as a Path gives it ("a//b" -> "a/b")
     return f"{folder}{os.sep}{name}.yaml"
-
-
-def cassette_path(
-    *,
-    test_file: Path,
-    nodeid: str,
-    shared_name: str | None,
-    cassette_dir: Path | None,
-    rootpath: Path,
-) -> Path:
-    """:func:`cassette_file`, as a ``Path``."""
-    return Path(
-        cassette_file(
-            test_file=test_file,
-            nodeid=nodeid,
-            shared_name=shared_name,
-            cassette_dir=cassette_dir,
-            rootpath=rootpath,
-        )
-    )

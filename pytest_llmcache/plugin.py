@@ -326,7 +326,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     outcomes = config.stash[_OUTCOMES]
     for item in items:
         if settings.prune:
-            folders.add(str(module_folder(item, settings)))
+            folders.add(module_folder(item, settings))
         names = getattr(item, "fixturenames", None)
         if (
             settings.mode is not Mode.OFF

@@ -268,16 +268,21 @@ def test_a_version_1_file_still_loads_and_replays_the_same_bytes(tmp_path: Path)
     assert [e.to_response().chunks for e in again] == [r.chunks for r in RESPONSES]
 
 
-def test_replaying_one_entry_of_a_large_file_parses_only_that_entry(tmp_path: Path) -> None:
-    path = tmp_path / "c.yaml"
-    count = 2000
+def _large_file(path: Path, count: int) -> list[str]:
+    """Write a cassette of ``count`` entries to ``path``; return their keys, in order."""
     written = Cassette(path, [make(RESPONSES[i % len(RESPONSES)], i) for i in range(count)])
     written.dirty = True
     written.save()
+    return [e.key for e in written.entries]
+
+
+def test_replaying_one_entry_of_a_large_file_parses_only_that_entry(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    count = 2000
+    keys = _large_file(path, count)
     loaded = Cassette.load(path)
     assert len(loaded) == count
-    chosen = written.entries[1234].key
-    entry = loaded.get(chosen, 0)
+    entry = loaded.get(keys[1234], 0)
     assert entry is not None
     assert entry.to_response() == RESPONSES[1234 % len(RESPONSES)]
     assert entry.source.data is not None, "the entry used was parsed"
@@ -292,11 +297,7 @@ def _entries_alive() -> int:
 def test_reading_a_large_file_for_replay_makes_only_the_entries_used(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     count = 2000
-    written = Cassette(path, [make(RESPONSES[i % len(RESPONSES)], i) for i in range(count)])
-    written.dirty = True
-    written.save()
-    keys = [e.key for e in written.entries]
-    del written
+    keys = _large_file(path, count)
     gc.collect()  # (no entry left over from writing the file)
     before = _entries_alive()
     loaded = Cassette.load(path)

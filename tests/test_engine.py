@@ -723,14 +723,14 @@ def test_written_lists_each_cassette_once(tmp_path: Path, path: Path) -> None:
 def test_on_disk_reads_again_only_when_changed_here(tmp_path: Path, path: Path) -> None:
     write(path, stored(call("a"), "a"))
     engine = engine_for(Mode.AUTO, tmp_path)
-    fresh_copy = engine.on_disk(path)
+    fresh_copy = engine.on_disk(str(path))
     assert texts(fresh_copy.path) == [(TEST_ID, "a")]
-    assert fresh_copy is not engine.on_disk(path)  # not loaded by a test: read each time
+    assert fresh_copy is not engine.on_disk(str(path))  # not loaded by a test: read each time
     loaded = engine.cassette(str(path))
-    assert engine.on_disk(path) is loaded
+    assert engine.on_disk(str(path)) is loaded
     loaded.put(1, stored(call("b"), "b"))
     assert loaded.dirty
-    on_disk = engine.on_disk(path)
+    on_disk = engine.on_disk(str(path))
     assert on_disk is not loaded
     assert len(on_disk) == 1
 
