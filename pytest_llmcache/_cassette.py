@@ -71,7 +71,7 @@ class Cassette:
         self._entries: list[Entry] = []
         self._index: dict[str, list[Entry]] = {}
         self._lazy: _format_v2.Index | None = None
-        """A file's entries as read for replay, each made when first used (``None`` once
+        """A file's entries as read for replay, each made when asked for (``None`` once
         :attr:`entries` is asked for)."""
         self.dirty = False
         self._set(entries or [])

@@ -27,7 +27,7 @@ from ._key import KeyOptions, request_key
 from ._secrets import credentials, mask_secrets
 from ._settings import Mode, Settings, TestOptions
 from ._stats import Counts, RunStats
-from ._usage import Usage, replay_usage
+from ._usage import replay_usage
 
 __all__ = ["Engine", "Recording", "ReplayMiss", "TestCache"]
 
@@ -56,8 +56,6 @@ class Engine:
         self._owned: set[str] = set()
         """The cassettes of ``stats.owned``, to find one in constant time."""
         self._secrets: set[str] = set()
-        self._usage: dict[int, tuple[Entry, Usage]] = {}
-        """Usage by entry id, with the entry kept so that its id is never reused."""
         self._lock = threading.Lock()
 
     @property
@@ -140,12 +138,10 @@ class Engine:
         self, entry: Entry, response: Response, *, expired: bool, test: TestCache
     ) -> None:
         """Add what replaying ``entry`` saved: its tokens and the seconds it took to record."""
-        cached = self._usage.get(id(entry))
-        if cached is None or cached[0] is not entry:
-            # The request is decoded only if the answer does not name its model.
-            usage = replay_usage(lambda: entry.request, response)
-            cached = self._usage[id(entry)] = (entry, usage)
-        usage = cached[1]
+        # The request is decoded only if the answer does not name its model. (Not kept for
+        # the next replay of the entry: one object kept per replayed call costs more, in
+        # every garbage collection of the run, than working it out again.)
+        usage = replay_usage(lambda: entry.request, response)
         with self._lock:
             self.stats.add_saving(usage, entry.duration)
             if expired:

@@ -232,11 +232,13 @@ def _scan(text: str, path: Path) -> Index | None:
 
 
 class Index(Sequence[Entry]):
-    """The entries of a file in the writer's layout, each made when it is first asked for.
+    """The entries of a file in the writer's layout, each made when it is asked for.
 
     Replaying one entry of a 2,000-entry file makes one entry: the keys and where each
-    entry starts are all that reading the file keeps of the others (strings and numbers,
-    which add nothing for the garbage collector to walk).
+    entry starts are all that reading the file keeps (strings and numbers, which add nothing
+    for the garbage collector to walk). An entry made is not kept either: a replay uses it
+    once and drops it, so a run that replays every entry of a large file leaves no objects
+    behind for each, to be walked by every later collection.
     """
 
     def __init__(self, path: Path, text: str, keys: list[str], starts: list[int]) -> None:
@@ -245,7 +247,6 @@ class Index(Sequence[Entry]):
         self.keys = keys
         """Each entry's key, in file order."""
         self._starts = starts
-        self._made: list[Entry | None] = [None] * len(keys)
         # Where each key is, by its occurrence: made in one step when no key repeats.
         first = dict(zip(keys, range(len(keys)), strict=True))
         self._first: dict[str, int] | None = first if len(first) == len(keys) else None
@@ -271,12 +272,9 @@ class Index(Sequence[Entry]):
             index += len(self.keys)
         if not 0 <= index < len(self.keys):
             raise IndexError("entry index out of range")
-        entry = self._made[index]
-        if entry is None:
-            end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._text)
-            source = _Source(self._path, self._text, self._starts[index], end)
-            entry = self._made[index] = Entry.lazy(self.keys[index], _FORMAT, source)
-        return entry
+        end = self._starts[index + 1] if index + 1 < len(self._starts) else len(self._text)
+        source = _Source(self._path, self._text, self._starts[index], end)
+        return Entry.lazy(self.keys[index], _FORMAT, source)
 
     def __iter__(self) -> Iterator[Entry]:
         return map(self.__getitem__, range(len(self.keys)))

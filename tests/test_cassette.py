@@ -280,14 +280,23 @@ def test_replaying_one_entry_of_a_large_file_parses_only_that_entry(tmp_path: Pa
     path = tmp_path / "c.yaml"
     count = 2000
     keys = _large_file(path, count)
+    # Every entry but the one replayed is damaged where only parsing it would notice: a
+    # reader that parsed any of them would fail.
+    text = path.read_text("utf-8")
+    head, *entries = text.split("\n- key: ")
+    for number in range(count):
+        if number != 1234:
+            entries[number] = entries[number].replace("\n  duration: ", "\n  duration: [", 1)
+    path.write_text("\n- key: ".join([head, *entries]), "utf-8")
     loaded = Cassette.load(path)
     assert len(loaded) == count
     entry = loaded.get(keys[1234], 0)
     assert entry is not None
     assert entry.to_response() == RESPONSES[1234 % len(RESPONSES)]
-    assert entry.source.data is not None, "the entry used was parsed"
-    unparsed = [e for e in loaded if e is not entry and e.source.data is None]
-    assert len(unparsed) == count - 1, "no other entry was parsed"
+    other = loaded.get(keys[1233], 0)
+    assert other is not None
+    with pytest.raises(CassetteError, match=r"c\.yaml:\d+: not a valid cassette"):
+        other.to_response()
 
 
 def _entries_alive() -> int:
@@ -307,13 +316,19 @@ def test_reading_a_large_file_for_replay_makes_only_the_entries_used(tmp_path: P
     entry = loaded.get(keys[1234], 0)
     assert entry is not None
     assert entry.key == keys[1234]
-    assert loaded.get(keys[1234], 0) is entry, "an entry is made once"
+    assert _entries_alive() == before + 1
+    response = entry.to_response()
+    again = loaded.get(keys[1234], 0)
+    assert again is not None
+    assert again.to_response() == response
     assert loaded.get(keys[1234], 1) is None
     assert loaded.get("f" * 32, 0) is None
-    assert _entries_alive() == before + 1
-    # Asked for whole, the entries are all there, in order, the one used among them.
+    # The file keeps no entry it made: once the caller drops them, none is left.
+    del entry, again
+    assert _entries_alive() == before, "an entry used is not kept"
+    # Asked for whole, the entries are all there, in order.
     assert [e.key for e in loaded.entries] == keys
-    assert loaded.entries[1234] is entry
+    assert loaded.entries[1234].to_response() == response
 
 
 def test_a_repeated_key_replays_its_entries_in_order_when_read_lazily(tmp_path: Path) -> None:
@@ -329,7 +344,9 @@ def test_a_repeated_key_replays_its_entries_in_order_when_read_lazily(tmp_path: 
     assert [e.to_response() for e in loaded.responses(first.key)] == RESPONSES[:2]
     assert loaded.responses("f" * 32) == []
     # A lazily read file takes new entries as any other does.
-    assert loaded.put(1, make(RESPONSES[3], 7)) is found[1]
+    replaced = loaded.put(1, make(RESPONSES[3], 7))
+    assert replaced is not None
+    assert (replaced.key, replaced.to_response()) == (first.key, RESPONSES[1])
     assert [e.to_response() for e in loaded.responses(first.key)] == [RESPONSES[0], RESPONSES[3]]
     assert loaded.entries[-1].to_response() == RESPONSES[3]
 

@@ -6,6 +6,7 @@ and feeds them ``Request``s as an adapter would; nothing is sent anywhere.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -365,6 +366,24 @@ def test_replay_counts_the_savings_of_every_replay(tmp_path: Path, path: Path) -
     engine.end(test)
     assert engine.stats.saved_seconds == 4.0
     assert engine.stats.saved_tokens == {"gpt-x": [21, 9]}
+
+
+def test_replayed_calls_leave_no_objects_behind(tmp_path: Path, path: Path) -> None:
+    # Objects kept for each replayed call would be walked by every later garbage collection
+    # of the run, and would bring more of them on: a long replay keeps none.
+    requests = [call(f"question {n}") for n in range(301)]
+    write(path, *[stored(request, f"answer {n}") for n, request in enumerate(requests)])
+    engine = engine_for(Mode.REPLAY, tmp_path)
+    test = begin(engine, path)
+    assert replayed(test, requests[0]) == "answer 0"  # (the file is read)
+    gc.collect()
+    before = len(gc.get_objects())
+    assert [replayed(test, r) for r in requests[1:]] == [f"answer {n}" for n in range(1, 301)]
+    gc.collect()
+    kept = len(gc.get_objects()) - before
+    assert kept < 30, f"{kept} objects kept by 300 replayed calls"
+    engine.end(test)
+    assert engine.stats.counts.replayed == 301
 
 
 def test_replay_miss_fails_and_says_how_to_record(tmp_path: Path, path: Path) -> None:
