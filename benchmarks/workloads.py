@@ -443,6 +443,10 @@ class Result:
         for variant in ("replay", "live"):
             paired = [w - f for w, f in zip(self.series[variant].walls(), floors, strict=True)]
             figures[f"{variant}_added_us_paired"] = statistics.median(paired) / self.calls * 1e6
+            # The middle half of the rounds: how far this machine lets one round stray.
+            low, high = spread(paired)
+            figures[f"{variant}_added_us_paired_low"] = low / self.calls * 1e6
+            figures[f"{variant}_added_us_paired_high"] = high / self.calls * 1e6
         cpu = {v: [r.cpu for r in self.series[v].runs] for v in VARIANTS}
         median_cpu = {v: statistics.median(times) for v, times in cpu.items()}
         figures["replay_added_cpu_us_median"] = (
@@ -463,7 +467,9 @@ class Result:
             f"{self.workload} {self.phase}: floor {s['floor_us_median'] / 1e3:.2f} ms/{unit}, "
             f"replay {added(s['replay_added_us_median'])}/{unit}, "
             f"live {added(s['live_added_us_median'])}/{unit} (median of {rounds}; "
-            f"round by round: replay {added(s['replay_added_us_paired'])}, "
+            f"round by round: replay {added(s['replay_added_us_paired'])} "
+            f"(middle half {added(s['replay_added_us_paired_low'])} to "
+            f"{added(s['replay_added_us_paired_high'])}), "
             f"live {added(s['live_added_us_paired'])}; "
             f"min: floor {s['floor_us_min'] / 1e3:.2f} ms, "
             f"replay {added(s['replay_added_us_min'])}, live {added(s['live_added_us_min'])}; "
@@ -471,6 +477,14 @@ class Result:
             f"{added(s['replay_added_cpu_us_paired'])} round by round; peak RSS floor "
             f"{s['floor_max_rss_mb']:.0f} MB, replay {s['replay_max_rss_mb']:.0f} MB)"
         )
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles of ``values`` (the value itself, for a single one)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    low, _, high = statistics.quantiles(values, n=4, method="inclusive")
+    return low, high
 
 
 def added(microseconds: float) -> str:
