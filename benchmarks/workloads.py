@@ -444,7 +444,7 @@ class Result:
             paired = [w - f for w, f in zip(self.series[variant].walls(), floors, strict=True)]
             figures[f"{variant}_added_us_paired"] = statistics.median(paired) / self.calls * 1e6
             # The middle half of the rounds: how far this machine lets one round stray.
-            low, high = spread(paired)
+            low, high = middle_half(paired)
             figures[f"{variant}_added_us_paired_low"] = low / self.calls * 1e6
             figures[f"{variant}_added_us_paired_high"] = high / self.calls * 1e6
         cpu = {v: [r.cpu for r in self.series[v].runs] for v in VARIANTS}
@@ -479,7 +479,7 @@ class Result:
         )
 
 
-def spread(values: list[float]) -> tuple[float, float]:
+def middle_half(values: list[float]) -> tuple[float, float]:
     """The first and third quartiles of ``values`` (the value itself, for a single one)."""
     if len(values) < 2:
         return values[0], values[0]
