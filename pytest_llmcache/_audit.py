@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ._cassette import Cassette, CassetteError, parse
@@ -52,15 +52,13 @@ class Audit:
         )
 
 
-def _slots(cassette: Cassette) -> list[tuple[str, int, int]]:
+def _slots(cassette: Cassette) -> Iterator[tuple[str, int, int]]:
     """``(key, occurrence, position)`` of every entry, occurrence counted per key."""
     seen: dict[str, int] = {}
-    slots = []
     for position, key in enumerate(cassette.keys()):
         occurrence = seen.get(key, 0)
         seen[key] = occurrence + 1
-        slots.append((key, occurrence, position))
-    return slots
+        yield key, occurrence, position
 
 
 def _unjudged(stats: RunStats) -> set[str]:
