@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 __all__ = ["ENABLED", "read_entry"]
@@ -31,7 +32,6 @@ _BLOCK_LINE = "\x00"
 # What may not follow the mark of a block's first line: more indentation, or no text (a
 # line of spaces, or a block of empty lines only, which YAML reads its own way).
 _NOT_FIRST = frozenset({" ", "", _BLOCK_LINE})
-_LOWER = "abcdefghijklmnopqrstuvwxyz_"
 _INT = re.compile(r"[1-9][0-9]{0,17}|0")
 _FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
 # Plain names the writer uses as they are (JSON styles, the stream's line ending).
@@ -55,8 +55,12 @@ def _yaml_breaks() -> re.Pattern[str]:
     return re.compile("[\r\x85\u2028\u2029\ufeff]")
 
 
-def read_entry(text: str) -> dict[str, Any] | None:
-    """The fields of one entry (``- key: ...`` and the lines after it), or ``None``."""
+def read_entry(text: str, names: AbstractSet[str]) -> dict[str, Any] | None:
+    """The fields of one entry (``- key: ...`` and the lines after it), or ``None``.
+
+    ``names`` are the fields the format knows: an entry with any other is left to PyYAML
+    (whose reading the format then refuses, naming the field).
+    """
     if ("\r" in text) if text.isascii() else _yaml_breaks().search(text) is not None:
         return None
     if not text.startswith("- key: ") or not text.endswith("\n") or _BLOCK_LINE in text:
@@ -85,7 +89,7 @@ def read_entry(text: str) -> dict[str, Any] | None:
             if cut >= 0:  # (empty lines before a block's first line, or after a value)
                 head, mark, lines = head[:cut], "\n", head[cut + 1 :] + mark + lines
         name, sep, raw = head.partition(":")
-        if not sep or not name or name.strip(_LOWER) or name in data:
+        if not sep or name not in names or name in data:
             return None
         if raw[:1] == " ":
             raw = raw[1:]

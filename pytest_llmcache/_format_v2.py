@@ -339,7 +339,7 @@ class _Source:
         if self.data is None:
             assert self.text is not None
             text = self.text[self.start : self.end]
-            fast = _fast_v2.read_entry(text) if _fast_v2.ENABLED else None
+            fast = _fast_v2.read_entry(text, _KNOWN) if _fast_v2.ENABLED else None
             if fast is not None:
                 self.data = fast
                 return fast

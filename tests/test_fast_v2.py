@@ -18,6 +18,7 @@ from pytest_llmcache._cassette import Cassette
 from pytest_llmcache._entry import CassetteError, Entry
 from pytest_llmcache._exchange import Request
 from pytest_llmcache._fast_v2 import read_entry
+from pytest_llmcache._format_v2 import _KNOWN as KNOWN
 from pytest_llmcache._format_v2 import read, render
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "cassettes"
@@ -139,7 +140,7 @@ def test_the_fast_reader_agrees_with_pyyaml_or_declines(made: list[Entry]) -> No
         piece = piece if piece.endswith("\n") else piece + "\n"
         expected = _yaml.load(piece)
         assert isinstance(expected, list)
-        fast = read_entry(piece)
+        fast = read_entry(piece, KNOWN)
         if fast is not None:
             assert fast == expected[0]
             assert [type(v) for v in fast.values()] == [type(v) for v in expected[0].values()]
@@ -157,7 +158,7 @@ def test_ordinary_entries_are_read_by_the_fast_reader() -> None:
         assert _slices(text), "the writer's layout is found"
         for piece in _slices(text):
             piece = piece if piece.endswith("\n") else piece + "\n"
-            fast = read_entry(piece)
+            fast = read_entry(piece, KNOWN)
             assert fast is not None, piece[:200]
             assert fast == _yaml.load(piece)[0]  # type: ignore[index]
         assert Cassette.load(path).entries
@@ -165,7 +166,7 @@ def test_ordinary_entries_are_read_by_the_fast_reader() -> None:
 
 def test_anything_unusual_is_left_to_pyyaml() -> None:
     base = "- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n  request: |\n    GET http://x/\n"
-    assert read_entry(base + "  response: |\n    200\n") is not None
+    assert read_entry(base + "  response: |\n    200\n", KNOWN) is not None
     for odd in (
         '  response: "200\\n"\n',  # double quotes: escapes
         "  response: &a |\n    200\n",  # an anchor
@@ -185,8 +186,9 @@ def test_anything_unusual_is_left_to_pyyaml() -> None:
         "  response: |\n\n\n",
         "  allow_secrets:\n  - sk-*\n",  # a list
         "  request: |\n    again\n",  # a field twice
+        "  colour: 'red'\n",  # a field the format does not know (refused, by name, later)
     ):
-        assert read_entry(base + odd) is None, odd
+        assert read_entry(base + odd, KNOWN) is None, odd
 
 
 @pytest.mark.parametrize(
@@ -210,7 +212,7 @@ def test_a_line_of_spaces_in_a_block_is_read_as_pyyaml_reads_it(
 ) -> None:
     text = f"- key: 0a1b\n  recorded_at: '2026-01-01T00:00:00Z'\n  response: {header}\n"
     text += block + after
-    fast = read_entry(text)
+    fast = read_entry(text, KNOWN)
     assert fast is not None
     assert fast == _yaml.load(text)[0]  # type: ignore[index]
 
@@ -267,7 +269,7 @@ def edited(draw: st.DrawFn) -> str:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edited())
 def test_an_edited_entry_is_read_as_pyyaml_reads_it_or_declined(text: str) -> None:
-    fast = read_entry(text)
+    fast = read_entry(text, KNOWN)
     if fast is None:
         return
     expected = _yaml.load(text if text.endswith("\n") else text + "\n")
@@ -308,7 +310,7 @@ def test_a_top_level_comment_between_entries_is_read_by_pyyaml(tmp_path: Path) -
     path = tmp_path / "c.yaml"
     path.write_text(text[:second] + "# kept by hand\n" + text[second:])
     first, other = Cassette.load(path).entries
-    assert read_entry(first.source.text[first.source.start : first.source.end]) is None
+    assert read_entry(first.source.text[first.source.start : first.source.end], KNOWN) is None
     assert first.to_response().chunks == (b'{"answer": "0a"}',)
     assert other.to_response().chunks == (b'{"answer": "0b"}',)
 
