@@ -236,19 +236,22 @@ def redact_fields(data: object) -> list[str]:
 
 
 def _redact_fields(data: object, found: list[str]) -> None:
+    # Every request key walks its body: only mappings and lists are entered (a call for
+    # each string or number would cost more than the walk).
     if isinstance(data, dict):
         for name, value in data.items():
             # Only strings: ``is_secret: true`` or a schema's ``password: {type: string}``
             # is no credential (a nested mapping is searched by its own names).
-            if isinstance(value, str) and is_secret_field(str(name)):
-                if value != REDACTED:
+            if isinstance(value, str):
+                if value != REDACTED and is_secret_field(str(name)):
                     found.append(value)
                     data[name] = REDACTED
-            else:
+            elif isinstance(value, dict | list):
                 _redact_fields(value, found)
     elif isinstance(data, list):
         for item in data:
-            _redact_fields(item, found)
+            if isinstance(item, dict | list):
+                _redact_fields(item, found)
 
 
 def multipart_boundary(content_type: str) -> str | None:
