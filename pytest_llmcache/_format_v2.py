@@ -32,6 +32,10 @@ _HEAD = "version: 2\nentries:\n"
 _ENTRY = "- key: "
 _KEY_LINE = "\n" + _ENTRY
 _HEX = "0123456789abcdef"
+# Line breaks to YAML that are no "\n": a block's text that ends with one is followed by the
+# next entry on the same line of the file, as Python counts lines.
+_AFTER_YAML_BREAK = "\r" + _ENTRY
+_YAML_ONLY_BREAKS = ("\x85", "\u2028", "\u2029")
 _FIELDS = (
     "key",
     "recorded_at",
@@ -212,6 +216,12 @@ def _scan(text: str, path: Path) -> Index | None:
     if text == "version: 2\nentries: []\n":
         return Index(path, text, [], [])
     if not text.startswith(_HEAD + _ENTRY):
+        return None
+    if _AFTER_YAML_BREAK in text or (
+        not text.isascii() and any(b + _ENTRY in text for b in _YAML_ONLY_BREAKS)
+    ):
+        # An entry right after a line break YAML knows and Python's lines do not (a block
+        # whose text ends with one): not where the search below looks for entries.
         return None
     keys = []
     starts = []

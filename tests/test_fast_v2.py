@@ -336,3 +336,21 @@ def test_a_key_line_edited_by_hand_is_read_by_pyyaml(tmp_path: Path) -> None:
     first, other = Cassette.load(path).entries
     assert (first.key, other.key) == ("0a", "0b")
     assert other.to_response().chunks == (b'{"answer": "0b"}',)
+
+
+@pytest.mark.parametrize("end", ["\u2028", "\u2029", "\x85", "\r"])
+def test_a_chunk_that_ends_in_a_line_break_only_yaml_knows_keeps_the_entries_after_it(
+    tmp_path: Path, end: str
+) -> None:
+    # Written as a block, such a chunk ends its line for YAML but not for Python: the next
+    # entry starts on that same line of the file.
+    made = [
+        _made([b"{}"], "application/json", "0a"),
+        _made([("data: 0" + end).encode(), b"\n0" + end.encode()], "text/event-stream", "0b"),
+        _made([b"{}"], "application/json", "0c"),
+    ]
+    path = tmp_path / "c.yaml"
+    path.write_text(render(made), "utf-8")
+    back = Cassette.load(path).entries
+    assert [e.key for e in back] == ["0a", "0b", "0c"]
+    assert [e.to_response().chunks for e in back] == [e.to_response().chunks for e in made]
