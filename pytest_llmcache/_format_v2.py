@@ -32,10 +32,10 @@ _HEAD = "version: 2\nentries:\n"
 _ENTRY = "- key: "
 _KEY_LINE = "\n" + _ENTRY
 _HEX = "0123456789abcdef"
-# Line breaks to YAML that are no "\n": a block's text that ends with one is followed by the
-# next entry on the same line of the file, as Python counts lines.
-_AFTER_YAML_BREAK = "\r" + _ENTRY
-_YAML_ONLY_BREAKS = ("\x85", "\u2028", "\u2029")
+# An entry after a line break to YAML that is no "\n" (a block's text that ends with one):
+# on the same line of the file as the block, as Python counts lines.
+_ENTRY_AFTER_CR = "\r" + _ENTRY
+_ENTRY_AFTER_UNICODE_BREAK = tuple(b + _ENTRY for b in ("\x85", "\u2028", "\u2029"))
 _FIELDS = (
     "key",
     "recorded_at",
@@ -217,8 +217,8 @@ def _scan(text: str, path: Path) -> Index | None:
         return Index(path, text, [], [])
     if not text.startswith(_HEAD + _ENTRY):
         return None
-    if _AFTER_YAML_BREAK in text or (
-        not text.isascii() and any(b + _ENTRY in text for b in _YAML_ONLY_BREAKS)
+    if _ENTRY_AFTER_CR in text or (
+        not text.isascii() and any(after in text for after in _ENTRY_AFTER_UNICODE_BREAK)
     ):
         # An entry right after a line break YAML knows and Python's lines do not (a block
         # whose text ends with one): not where the search below looks for entries.
