@@ -96,6 +96,9 @@ def _summary_lines(engine: Engine, audit: Audit | None) -> list[str]:
         listed = shown + [""] * (len(audit.unused) - len(shown))
         lines += _listed("unused entries (no passing test replayed them):", listed, counted=False)
         lines.append("remove them: pytest --llm-cache-prune (after a complete run)")
+    if audit.unused and engine.settings.strict and not audit.pruned:
+        # The run fails for them (see pytest_sessionfinish): say so, or it exits 1 unexplained.
+        lines.append(f"--llm-cache-strict: {len(audit.unused)} unused entries fail the run")
     for path, removed in audit.pruned:
         lines.append(f"pruned {removed} unused entries from {engine.display(Path(path))}")
     for path in audit.deleted:

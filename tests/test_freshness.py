@@ -57,7 +57,13 @@ def test_strict_fails_the_run_on_unused_entries(shrunk: Suite) -> None:
     result = shrunk.run("--llm-cache-strict")
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*1 unused*", "  cassettes/test_fresh/test_one.yaml *"])
+    result.stdout.fnmatch_lines(
+        [
+            "*1 unused*",
+            "  cassettes/test_fresh/test_one.yaml *",
+            "--llm-cache-strict: 1 unused entries fail the run",
+        ]
+    )
 
 
 def test_prune_removes_unused_entries_and_orphan_cassettes(shrunk: Suite) -> None:
