@@ -106,7 +106,14 @@ class cassette:  # used like a function: ``with cassette(...)``
         if outer is None:
             _adapters.install()
             _outside_pytest.append(self)
-        test = engine.begin(name, options, str(path), test_id=f"cassette:{path.name}")
+        # Inside a test, the test's normalize hook applies to the block's calls too.
+        test = engine.begin(
+            name,
+            options,
+            str(path),
+            test_id=f"cassette:{path.name}",
+            normalize=outer.normalize if outer is not None else None,
+        )
         test.fix = _fix_for(self.path, inside_pytest=outer is not None)
         self._open.append((test, engine, standalone))
         if outer is not None and not _inside(path, outer.engine.display_root):

@@ -71,15 +71,22 @@ class Engine:
             return str(path)
 
     def begin(
-        self, nodeid: str, options: TestOptions, file: str, *, test_id: str | None = None
+        self,
+        nodeid: str,
+        options: TestOptions,
+        file: str,
+        *,
+        test_id: str | None = None,
+        normalize: Normalizer | None = None,
     ) -> TestCache:
         """Start caching the calls of one test.
 
         ``nodeid`` is the test as the user types it where pytest was started; ``test_id``
         its node id from the rootdir, which entries store as their owner (the same from
-        wherever pytest is started).
+        wherever pytest is started). ``normalize`` is the normalize hook as it applies to
+        this test (by default, the run's).
         """
-        test = TestCache(self, nodeid, options, file, test_id=test_id)
+        test = TestCache(self, nodeid, options, file, test_id=test_id, normalize=normalize)
         if file not in self._owned:
             self._owned.add(file)
             self.stats.owned.append(file)
@@ -172,6 +179,7 @@ class TestCache:
         file: str,
         *,
         test_id: str | None = None,
+        normalize: Normalizer | None = None,
     ) -> None:
         self.engine = engine
         self.nodeid = nodeid
@@ -193,6 +201,8 @@ class TestCache:
         self._lock = threading.Lock()
         self.used: list[tuple[str, int]] = []
         """The ``(key, occurrence)`` slots this test replayed or recorded."""
+        self.normalize: Normalizer = normalize if normalize is not None else engine.normalize
+        """The user's normalize hook as it applies to this test's calls."""
 
     @functools.cached_property
     def path(self) -> Path:
@@ -211,7 +221,7 @@ class TestCache:
         Raises :class:`ReplayMiss` when the call can be neither replayed nor recorded.
         """
         raw = request
-        request = self.engine.normalize(request)
+        request = self.normalize(request)
         key = request_key(request, self._key_options)
         with self._lock:
             occurrence = self._occurrences.get(key, 0)

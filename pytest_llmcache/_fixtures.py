@@ -21,7 +21,7 @@ from ._paths import safe_name
 from ._settings import MARKER_KEYWORDS, OptionError, Settings, TestOptions, resolve_test_options
 
 if TYPE_CHECKING:
-    from ._engine import Engine, TestCache
+    from ._engine import Engine, Normalizer, TestCache
 
 __all__ = [
     "OPTIONS",
@@ -166,6 +166,7 @@ def fixture_cache(
     request: Any,
     item: pytest.Item,
     nodeid_of: Callable[[pytest.Item], str],
+    normalize: Normalizer | None = None,
 ) -> Iterator[None]:
     """Around a fixture's set-up: its calls go to its cassette.
 
@@ -194,7 +195,9 @@ def fixture_cache(
         # Set-up and teardown own their entries apart: re-recording one keeps the other's.
         # (A named cassette is never "the test's own file", whose unowned entries it drops.)
         phased = options if not phase else options._replace(cassette=options.cassette or path.stem)
-        test = engine.begin(label + phase, phased, str(path), test_id=owner + phase)
+        test = engine.begin(
+            label + phase, phased, str(path), test_id=owner + phase, normalize=normalize
+        )
         test.fix = lambda mode: f"pytest --llm-cache={mode} --setup-only '{user}'"
         return test
 

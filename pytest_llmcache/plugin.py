@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from _pytest.terminal import TerminalReporter
 
     from ._audit import Audit
-    from ._engine import Engine, TestCache
+    from ._engine import Engine, Normalizer, TestCache
     from ._exchange import Request
 
 _SETTINGS: pytest.StashKey[Settings] = pytest.StashKey()
@@ -44,6 +44,7 @@ _PARTIAL: pytest.StashKey[bool] = pytest.StashKey()
 _OUTCOMES: pytest.StashKey[Outcomes] = pytest.StashKey()
 _OPTIONS: pytest.StashKey[dict[tuple[int, ...], tuple[list[Any], TestOptions]]] = pytest.StashKey()
 _OWN_CONFIG: pytest.StashKey[dict[int, tuple[object, bool]]] = pytest.StashKey()
+_NORMALIZERS: pytest.StashKey[dict[Path, Normalizer]] = pytest.StashKey()
 _ACTIVATION = "_llm_cache_activation"
 
 _IniType = Literal["string", "bool", "linelist"]
@@ -167,7 +168,6 @@ def _engine(config: pytest.Config) -> Engine:
         engine = config.stash[_ENGINE] = Engine(
             config.stash[_SETTINGS],
             parse_cache=cache.mkdir("llm-cache") if cache is not None else None,
-            normalize=_normalizer(config),
             display_root=config.invocation_params.dir,
             run_id=worker["testrunuid"] if worker else None,
         )
@@ -261,7 +261,13 @@ def _turn_on(node: pytest.Item, options: TestOptions | str) -> TestCache:
     from . import _adapters
 
     _adapters.install()
-    test = engine.begin(_command_line_id(node, config), options, file, test_id=node.nodeid)
+    test = engine.begin(
+        _command_line_id(node, config),
+        options,
+        file,
+        test_id=node.nodeid,
+        normalize=_normalizer(node.session, node.path),
+    )
     node.stash[_TEST] = test
     return test
 
@@ -291,8 +297,16 @@ def pytest_fixture_setup(
     from ._fixtures import fixture_cache
 
     engine = _engine(config)
+    # The hook as it applies where the fixture is defined: its conftest's or module's folder.
+    normalize = _normalizer(request.session, config.rootpath / fixturedef.baseid)
     with fixture_cache(
-        engine, settings, fixturedef, request, item, lambda i: _command_line_id(i, config)
+        engine,
+        settings,
+        fixturedef,
+        request,
+        item,
+        lambda i: _command_line_id(i, config),
+        normalize,
     ):
         return (yield)
 
@@ -469,8 +483,15 @@ def _typed_path(path: Path, start: Path) -> str:
         return str(path)
 
 
-def _normalizer(config: pytest.Config) -> Any:
-    hook = config.pluginmanager.hook.pytest_llm_cache_normalize_request
+def _normalizer(session: pytest.Session, path: Path) -> Normalizer:
+    """The normalize hook as it applies at ``path``: plugins' and the ``conftest.py`` files'
+    of its folder and the folders above it, as pytest scopes any hook (another folder's
+    conftest is not for this test). Made once for each path."""
+    known = session.config.stash.setdefault(_NORMALIZERS, {})
+    found = known.get(path)
+    if found is not None:
+        return found
+    hook = session.gethookproxy(path).pytest_llm_cache_normalize_request
 
     def normalize(request: Request) -> Request:
         # conftest.py files register as collection reaches them: look each time.
@@ -479,4 +500,5 @@ def _normalizer(config: pytest.Config) -> Any:
         result = hook(request=request)
         return request if result is None else result
 
+    known[path] = normalize
     return normalize

@@ -97,3 +97,58 @@ def test_the_normalize_hook_changes_the_key(suite: Suite, monkeypatch: pytest.Mo
     monkeypatch.setenv("TS", "1800000000")
     suite.run().assert_outcomes(passed=1)
     assert suite.upstream() == 1
+
+
+FOLDER_HOOK = """
+import dataclasses, json
+
+def pytest_llm_cache_normalize_request(request):
+    data = json.loads(request.body)
+    data.pop("seed", None)
+    return dataclasses.replace(request, body=json.dumps(data).encode())
+"""
+
+SEEDED = """
+import os, httpx, pytest
+
+@pytest.mark.llm_cache
+def test_{name}(llm_fixture):
+    body = {{"model": "m", "input": "{name}", "seed": int(os.environ["SEED"])}}
+    assert httpx.post(os.environ["FAKE_URL"] + "/v1/embeddings", json=body).status_code == 200
+"""
+
+MODULE_FIXTURE = """
+import os, httpx, pytest
+
+@pytest.fixture(scope="module")
+def llm_fixture():
+    body = {"model": "m", "input": "fixture", "seed": int(os.environ["SEED"])}
+    assert httpx.post(os.environ["FAKE_URL"] + "/v1/embeddings", json=body).status_code == 200
+"""
+
+
+def test_a_normalize_hook_in_a_folder_applies_to_that_folder_only(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conftest's hook is for the tests (and fixtures) of its folder, as pytest scopes any
+    hook: the other folder's keys do not depend on whether this one was collected."""
+    suite.write("a/conftest.py", FOLDER_HOOK + MODULE_FIXTURE)
+    suite.write("a/test_a.py", SEEDED.format(name="a"))
+    suite.write("b/conftest.py", MODULE_FIXTURE)
+    suite.write("b/test_b.py", SEEDED.format(name="b"))
+    monkeypatch.setenv("SEED", "1")
+    suite.run("--llm-cache=record").assert_outcomes(passed=2)
+    texts = suite.cassettes()
+    in_a = [t for name, t in texts.items() if name.startswith("a/")]
+    in_b = [t for name, t in texts.items() if name.startswith("b/")]
+    assert len(in_a) == len(in_b) == 2  # each folder: its test's cassette and its fixture's
+    assert all('"seed"' not in t for t in in_a)
+    assert all('"seed": 1' in t for t in in_b)
+    # b's tests replay the requests recorded for them, with or without a/ collected.
+    suite.run("b").assert_outcomes(passed=1)
+    suite.run().assert_outcomes(passed=2)
+    # A changed seed is a new request in b/ (both its calls miss), and none in a/.
+    monkeypatch.setenv("SEED", "2")
+    result = suite.run()
+    result.assert_outcomes(passed=1, errors=1)
+    assert suite.upstream() == 4
