@@ -104,3 +104,57 @@ def test_a_replayed_response_is_left_as_reading_a_live_one_leaves_it(
         assert outcome.recorded[zipped].pop(6) == "gzip"
         assert outcome.replayed[zipped].pop(6) is None
     outcome.same()
+
+
+RAW_STREAMS = """
+import httpx
+import httpx2
+
+BODY = {"model": "text-embedding-3-small", "input": "seven small cats"}
+LIBS = pytest.mark.parametrize("lib", [httpx, httpx2], ids=["httpx", "httpx2"])
+
+
+def seen(response, raw):
+    return [response.status_code, response.headers["content-type"], raw.decode()]
+
+
+@LIBS
+@pytest.mark.parametrize("size", [None, 7])
+def test_sync(lib, size):
+    with lib.Client() as client:
+        with client.stream("POST", URL + "/v1/embeddings", json=BODY) as response:
+            raw = b"".join(response.iter_raw(size))
+        save(f"sync-{lib.__name__}-{size}", seen(response, raw))
+
+
+@LIBS
+def test_sync_send(lib):
+    with lib.Client() as client:
+        request = client.build_request("POST", URL + "/v1/embeddings", json=BODY)
+        response = client.send(request, stream=True)
+        raw = b"".join(response.iter_raw())
+        response.close()
+        save(f"send-{lib.__name__}", seen(response, raw))
+
+
+@LIBS
+def test_async(lib):
+    async def call():
+        async with lib.AsyncClient() as client:
+            async with client.stream("POST", URL + "/v1/embeddings", json=BODY) as response:
+                raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            return seen(response, raw)
+
+    save(f"async-{lib.__name__}", asyncio.run(call()))
+"""
+
+
+def test_a_stream_asked_for_gives_a_replayed_body_raw_as_it_came(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``client.stream()`` and ``send(stream=True)`` hand the caller the body unread:
+    ``iter_raw`` and ``aiter_raw`` read it from a replay as from the network."""
+    outcome = record_then_replay(suite, monkeypatch, RAW_STREAMS, tests=8)
+    assert len(outcome.recorded) == 8
+    assert outcome.replayed["sync-httpx2-7"][2].startswith('{"object"')
+    outcome.same()

@@ -8,6 +8,9 @@ goes around the cache and could be neither recorded nor replayed: while it is be
 socket guard refuses every connection it opens, so nothing is sent, and a response that comes
 back without the cache status header (a transport that answers in-process) still fails the
 test, in every mode.
+
+The same wrapper tells the httpx adapter when the caller asked ``send`` for a stream
+(``_httpx.STREAM_ASKED``): a replayed body then reaches it unread, as a body from the network.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from .._capture import CACHE_STATUS_HEADER
 from .._current import current, unseen
+from ._httpx import STREAM_ASKED
 from ._swap import is_swapped, swap
 
 __all__ = ["patch"]
@@ -51,11 +55,18 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
     def send(self: Any, request: Any, **kwargs: Any) -> Any:
         test = current()
-        via = None if test is None else hidden_transport(self, request)
-        if test is None or via is None:
+        if test is None:
             return original_sync(self, request, **kwargs)
-        with unseen(via, f"{request.method} {request.url}"):
-            response = original_sync(self, request, **kwargs)
+        asked = STREAM_ASKED.set(True) if kwargs.get("stream") else None
+        try:
+            via = hidden_transport(self, request)
+            if via is None:
+                return original_sync(self, request, **kwargs)
+            with unseen(via, f"{request.method} {request.url}"):
+                response = original_sync(self, request, **kwargs)
+        finally:
+            if asked is not None:
+                STREAM_ASKED.reset(asked)
         if CACHE_STATUS_HEADER not in response.headers:
             response.close()
             test.bypassed(request.method, str(request.url), via)
@@ -63,11 +74,18 @@ def patch(lib: ModuleType) -> Callable[[], None] | None:
 
     async def async_send(self: Any, request: Any, **kwargs: Any) -> Any:
         test = current()
-        via = None if test is None else hidden_transport(self, request)
-        if test is None or via is None:
+        if test is None:
             return await original_async(self, request, **kwargs)
-        with unseen(via, f"{request.method} {request.url}"):
-            response = await original_async(self, request, **kwargs)
+        asked = STREAM_ASKED.set(True) if kwargs.get("stream") else None
+        try:
+            via = hidden_transport(self, request)
+            if via is None:
+                return await original_async(self, request, **kwargs)
+            with unseen(via, f"{request.method} {request.url}"):
+                response = await original_async(self, request, **kwargs)
+        finally:
+            if asked is not None:
+                STREAM_ASKED.reset(asked)
         if CACHE_STATUS_HEADER not in response.headers:
             await response.aclose()
             test.bypassed(request.method, str(request.url), via)

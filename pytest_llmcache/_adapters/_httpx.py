@@ -7,6 +7,7 @@ WSGI) never reach the network and are left alone.
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
@@ -20,7 +21,14 @@ from ._http11 import stop_waiting
 from ._lazy import defer
 from ._swap import is_swapped, swap
 
-__all__ = ["patch"]
+__all__ = ["STREAM_ASKED", "patch"]
+
+STREAM_ASKED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "llm_cache_stream_asked", default=False
+)
+"""Whether the client's ``send`` running now was asked for a stream (``stream=True``, as
+``client.stream()`` asks): its caller reads the body itself, raw bytes included, so a replayed
+body reaches it unread. Set by the clients' ``send`` (:mod:`._guard`)."""
 
 _NO_TIME = datetime.timedelta(0)
 """How long a replayed response took to arrive."""
@@ -114,7 +122,16 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
     if len(stored.chunks) == 1 and stored.past_end is None:
         body = stored.chunks[0]
         headers.append(("content-length", str(len(body))))
-        if any(name == "content-encoding" for name, _ in headers):
+        if STREAM_ASKED.get():
+            # Read by the caller, chunk by chunk or raw, as a body from the network is.
+            response = lib.Response(
+                stored.status,
+                headers=headers,
+                stream=lib.ByteStream(body),
+                request=request,
+                extensions=_HTTP11,
+            )
+        elif any(name == "content-encoding" for name, _ in headers):
             # A body kept encoded: given as content, for the library to decode.
             response = lib.Response(
                 stored.status, headers=headers, content=body, request=request, extensions=_HTTP11
