@@ -14,7 +14,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -127,6 +127,48 @@ class Cassette:
             return found[occurrence]
         return None
 
+    def answer(
+        self, key: str, occurrence: int, owner: str | None = None, *, repeat_last: bool = False
+    ) -> tuple[Entry, int] | None:
+        """The ``occurrence``-th response to ``key`` for a test, and its place among all of
+        ``key``'s responses in the file (what the audit counts as used).
+
+        With ``owner`` (a cassette several tests share), the responses that test recorded,
+        if it recorded any: two tests asking the same thing each get their own answers back.
+        Otherwise every response to ``key``, whoever recorded it. ``repeat_last``: past the
+        last response, the last one again.
+        """
+        if owner is None:
+            entry = self.get(key, occurrence)
+            if entry is not None:
+                return entry, occurrence
+            if not repeat_last:
+                return None
+            entries = self.responses(key)
+            return (entries[-1], len(entries) - 1) if entries else None
+        entries = self.responses(key)
+        own = [place for place, entry in enumerate(entries) if entry.test == owner]
+        places = own or range(len(entries))
+        if occurrence < len(places):
+            place = places[occurrence]
+        elif repeat_last and places:
+            place = places[-1]
+        else:
+            return None
+        return entries[place], place
+
+    def places(self, entries: Collection[Entry]) -> list[tuple[str, int]]:
+        """``(key, place among the key's responses)`` of each of ``entries`` in the file."""
+        wanted = {id(entry) for entry in entries}
+        seen: dict[str, int] = {}
+        found = []
+        for entry in self.entries:
+            place = seen.get(entry.key, 0)
+            seen[entry.key] = place + 1
+            if id(entry) in wanted:
+                found.append((entry.key, place))
+        return found
+
     def put(self, occurrence: int, entry: Entry) -> Entry | None:
         """Store ``entry`` as the ``occurrence``-th response to its key; return what it replaced.
 
@@ -148,21 +190,35 @@ class Cassette:
         """Put one test's recorded slots in place, in memory.
 
         A slot that exists is replaced where it stands (re-recording the same traffic moves
-        nothing); a new one goes after the last entry of its key, in occurrence order. With
+        nothing); a new one goes after the last entry of its key, in occurrence order. In a
+        cassette several tests share, a slot is the test's own: its ``occurrence``-th entry
+        of the key among those it recorded. Another test's answer to the same request is
+        never replaced by a different one (both are kept, each replayed to its own test);
+        the same exchange, recorded again by another test, becomes that test's. With
         ``replace_own``, the test's own older entries that it did not record again go; the
         entries of every other test stay as they are.
         """
+        everywhere: dict[str, list[int]] = {}
         positions: dict[str, list[int]] = {}
         for position, entry in enumerate(self.entries):
-            positions.setdefault(entry.key, []).append(position)
+            everywhere.setdefault(entry.key, []).append(position)
+            if change.own_file or entry.test == change.test:
+                positions.setdefault(entry.key, []).append(position)
         replaced: dict[int, Entry] = {}
         after: dict[int, list[Entry]] = {}
         for (key, occurrence), entry in sorted(change.slots.items(), key=lambda s: s[0][1]):
             found = positions.get(key, [])
+            every = everywhere.get(key, [])
             if occurrence < len(found):
                 replaced[found[occurrence]] = entry
+            elif (
+                not found  # (the answers the test replays when it has none of its own)
+                and occurrence < len(every)
+                and self.entries[every[occurrence]].same_exchange(entry)
+            ):
+                replaced[every[occurrence]] = entry
             else:
-                after.setdefault(found[-1] if found else -1, []).append(entry)
+                after.setdefault(every[-1] if every else -1, []).append(entry)
 
         def stale(entry: Entry) -> bool:
             if not change.replace_own:

@@ -120,6 +120,9 @@ class Engine:
                 written = cassette.commit(change)
             except CassetteError as exc:
                 raise ReplayMiss(f"pytest-llmcache: {exc}") from None
+            # Used too: where the entries recorded now stand among their keys' responses.
+            places = cassette.places(slots.values())
+            stats.used.setdefault(path, []).extend([k, n] for k, n in places)
             if written and path not in stats.written:
                 stats.written.append(path)
 
@@ -200,7 +203,9 @@ class TestCache:
         self._slots: dict[tuple[str, int], Entry] = {}
         self._lock = threading.Lock()
         self.used: list[tuple[str, int]] = []
-        """The ``(key, occurrence)`` slots this test replayed or recorded."""
+        """The entries this test replayed: ``(key, place among the key's responses)``."""
+        self._owner = self.test_id if options.cassette is not None else None
+        """Whose answers the test replays first, in a cassette tests share (in its own, all)."""
         self.normalize: Normalizer = normalize if normalize is not None else engine.normalize
         """The user's normalize hook as it applies to this test's calls."""
 
@@ -231,14 +236,15 @@ class TestCache:
         cassette = self._cassette()
         if self.mode is Mode.RECORD:
             return Recording(self, key, occurrence, request, raw)
-        entry = cassette.get(key, occurrence)
-        slot = occurrence
-        if entry is None and self.mode is Mode.REPLAY and occurrence:
+        try:
             # Past the last recorded answer to a repeated request, the last one repeats.
-            answers = cassette.responses(key)
-            if answers:
-                entry, slot = answers[-1], len(answers) - 1
-        if entry is not None:
+            found = cassette.answer(
+                key, occurrence, self._owner, repeat_last=self.mode is Mode.REPLAY
+            )
+        except CassetteError as exc:  # (an owner is read from the entries of a shared file)
+            self._fail(f"pytest-llmcache: {exc}\n  test: {self.nodeid}")
+        if found is not None:
+            entry, slot = found
             try:
                 # An entry of a version 2 file is read now, when first used.
                 expired = entry.ttl is not None and entry.is_expired(datetime.now(timezone.utc))
@@ -345,7 +351,8 @@ class TestCache:
             )
         cassette = self._cassette()
         with self._lock:
-            old = cassette.get(entry.key, recording.occurrence)
+            stored = cassette.answer(entry.key, recording.occurrence, self._owner)
+            old = None if stored is None else stored[0]
             if old is not None and old.same_exchange(entry) and not old.is_expired(now):
                 # Identical traffic keeps its timestamps, so re-recording changes no byte.
                 entry = old if old.test == entry.test else old.with_test(entry.test)
@@ -359,7 +366,6 @@ class TestCache:
             # are stored in the order they were made, whatever order their answers came in.
             self._slots[(entry.key, recording.occurrence)] = entry
             self.counts.recorded += 1
-            self.used.append((entry.key, recording.occurrence))
 
     def recorded(self) -> dict[tuple[str, int], Entry]:
         """The entries this test recorded, by ``(key, occurrence)``."""

@@ -81,6 +81,62 @@ def test_rerecording_one_test_replaces_only_its_own_entries(
     assert order == [f"test_shared.py::test_call[{n}]" for n in range(40)]
 
 
+SAME_QUESTION = """
+import os, httpx, pytest
+
+pytestmark = pytest.mark.llm_cache(cassette="shared")
+
+def ask():
+    body = {"model": "m", "messages": [{"role": "user", "content": "the same question"}]}
+    url = os.environ["FAKE_URL"] + os.environ.get("PREFIX", "") + "/v1/chat/completions"
+    return httpx.post(url, json=body).json()["choices"][0]["message"]["content"]
+
+def test_one():
+    print("ANSWER 1", " | ".join(ask() for _ in range(int(os.environ.get("ONE", "1")))))
+
+def test_two():
+    print("ANSWER 2", ask())
+"""
+
+
+@pytest.mark.parametrize("calls", [1, 2])
+def test_tests_sharing_a_cassette_keep_their_own_answers_to_the_same_question(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, calls: int
+) -> None:
+    # The provider answers the same question differently each time it is asked.
+    monkeypatch.setenv("PREFIX", "/counter")
+    monkeypatch.setenv("ONE", str(calls))
+    suite.write("test_same.py", SAME_QUESTION)
+    recorded = _answers(suite.run("--llm-cache=record", "-s"))
+    assert recorded["1"].count("(answer #") == calls
+    assert recorded["2"].endswith(f"(answer #{calls + 1})")
+    (path, text) = next(iter(suite.cassettes().items()))
+    assert _keys(text) == calls + 1, "each test's answers are kept"
+    # Each replays its own, and every entry counts as used (none for strict to fail on).
+    replayed = suite.run("-s", "--llm-cache-strict")
+    replayed.assert_outcomes(passed=2)
+    assert replayed.ret == pytest.ExitCode.OK
+    assert _answers(replayed) == recorded
+    # Re-recording one of them replaces its own answers only.
+    suite.run("--llm-cache=record", "test_same.py::test_two").assert_outcomes(passed=1)
+    after = _answers(suite.run("-s"))
+    assert after["1"] == recorded["1"]
+    assert after["2"].endswith(f"(answer #{calls + 2})")
+    assert _keys(suite.cassettes()[path]) == calls + 1
+
+
+def test_the_same_exchange_recorded_by_two_tests_sharing_a_cassette_is_stored_once(
+    suite: Suite,
+) -> None:
+    suite.write("test_same.py", SAME_QUESTION)
+    suite.run("--llm-cache=record").assert_outcomes(passed=2)
+    (text,) = suite.cassettes().values()
+    assert _keys(text) == 1
+    replayed = suite.run("--llm-cache-strict")
+    replayed.assert_outcomes(passed=2)
+    assert replayed.ret == pytest.ExitCode.OK
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_interrupting_a_record_run_keeps_what_it_did_not_reach(suite: Suite) -> None:
     suite.write("test_shared.py", SHARED)
