@@ -43,11 +43,21 @@ class UnsafeYAML(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=problem_mark)
 
 
-class _Dumper(_BaseDumper):  # type: ignore[misc]
+class _Style:
     """Block style everywhere, multi-line strings as literal blocks, never anchors."""
 
     def ignore_aliases(self, data: object) -> bool:
         return True
+
+
+class _Dumper(_Style, _BaseDumper):  # type: ignore[misc]
+    pass
+
+
+class _PlainDumper(_Style, yaml.SafeDumper):  # type: ignore[misc]
+    """The same, from PyYAML's own emitter, which writes a character past U+FFFF (an emoji)
+    as it is: libyaml's escapes it, which turns the whole text holding it into one quoted
+    string."""
 
 
 def _str(dumper: Any, value: str) -> Any:
@@ -56,6 +66,7 @@ def _str(dumper: Any, value: str) -> Any:
 
 
 _Dumper.add_representer(str, _str)
+_PlainDumper.add_representer(str, _str)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc]
@@ -114,9 +125,18 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct
 
 def dump(data: object) -> str:
     """Deterministic YAML: insertion order kept, unicode kept, no line folding."""
+    text = _dump(data, _Dumper)
+    if "\\U" in text and _Dumper is not _PlainDumper:
+        # libyaml escaped a character past U+FFFF, or the text has "\\U" of its own:
+        # written again, slower, by the emitter that keeps such characters as they are.
+        text = _dump(data, _PlainDumper)
+    return text
+
+
+def _dump(data: object, dumper: Any) -> str:
     text: str = yaml.dump(
         data,
-        Dumper=_Dumper,
+        Dumper=dumper,
         sort_keys=False,
         allow_unicode=True,
         default_flow_style=False,

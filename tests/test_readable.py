@@ -15,6 +15,7 @@ import json, os, pathlib
 import openai, pytest
 
 OUT = pathlib.Path(os.environ["SEEN"])
+MORE = os.environ["MORE"]
 
 def client():
     return openai.OpenAI(api_key="sk-test", base_url=os.environ["FAKE_URL"] + "/v1")
@@ -23,16 +24,16 @@ def client():
 def test_review():
     chat = client().chat.completions.create(
         model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "Name three colours of the rainbow"}],
+        messages=[{"role": "user", "content": "Name three colours of the rainbow" + MORE}],
     )
     stream = client().chat.completions.create(
         model="gpt-4o-mini",
-        messages=[{"role": "user", "content": "Count slowly to five"}],
+        messages=[{"role": "user", "content": "Count slowly to five" + MORE}],
         stream=True,
     )
     deltas = [c.choices[0].delta.content or "" for c in stream if c.choices]
     embedding = client().embeddings.create(
-        model="text-embedding-3-small", input="a sentence worth embedding"
+        model="text-embedding-3-small", input="a sentence worth embedding" + MORE
     )
     OUT.write_text(json.dumps({
         "answer": chat.choices[0].message.content,
@@ -42,11 +43,14 @@ def test_review():
 """
 
 
+# Characters past U+FFFF (an emoji) too: libyaml's emitter alone would escape them.
+@pytest.mark.parametrize("more", ["", " \U0001f308 \U0001f422"], ids=["ascii", "emoji"])
 def test_the_prompt_the_answer_and_every_stream_event_are_verbatim_in_the_file(
-    suite: Suite, monkeypatch: pytest.MonkeyPatch
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, more: str
 ) -> None:
     seen = suite.path / "seen.json"
     monkeypatch.setenv("SEEN", str(seen))
+    monkeypatch.setenv("MORE", more)
     suite.write("test_review.py", TESTS)
     suite.run("--llm-cache=record").assert_outcomes(passed=1)
     recorded = json.loads(seen.read_text())
@@ -54,9 +58,9 @@ def test_the_prompt_the_answer_and_every_stream_event_are_verbatim_in_the_file(
 
     assert text.startswith("version: 2\n")
     for prompt in (
-        "Name three colours of the rainbow",
-        "Count slowly to five",
-        "a sentence worth embedding",
+        "Name three colours of the rainbow" + more,
+        "Count slowly to five" + more,
+        "a sentence worth embedding" + more,
     ):
         assert f'"{prompt}"' in text, prompt
     assert f'"content": "{recorded["answer"]}"' in text
