@@ -54,7 +54,7 @@ class _Dumper(_Style, _BaseDumper):  # type: ignore[misc]
     pass
 
 
-class _PlainDumper(_Style, yaml.SafeDumper):  # type: ignore[misc]
+class _PlainDumper(_Style, yaml.SafeDumper):
     """The same, from PyYAML's own emitter, which writes a character past U+FFFF (an emoji)
     as it is: libyaml's escapes it, which turns the whole text holding it into one quoted
     string."""
