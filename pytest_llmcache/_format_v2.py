@@ -30,7 +30,8 @@ VERSION = 2
 
 _HEAD = "version: 2\nentries:\n"
 _ENTRY = "- key: "
-_KEY_LINE = "\n" + _ENTRY
+_ITEM_LINE = "\n- "
+"""Where an entry starts: each item of ``entries`` (its fields are indented)."""
 _HEX = "0123456789abcdef"
 # An entry after a line break to YAML that is no "\n" (a block's text that ends with one):
 # on the same line of the file as the block, as Python counts lines.
@@ -233,11 +234,19 @@ def _scan(text: str, path: Path) -> Index | None:
         key = text[start + len(_ENTRY) : end]
         if key[:1] == "'" and key[-1:] == "'":
             key = key[1:-1]
-        if end < 0 or not key or len(key) > 64 or key.strip(_HEX):
-            return None  # a key line as the writer does not write it: for PyYAML
+        if (
+            not text.startswith(_ENTRY, start)
+            or end < 0
+            or not key
+            or len(key) > 64
+            or key.strip(_HEX)
+        ):
+            # An entry that starts with another field, or a key line as the writer does not
+            # write it (edited by hand): for PyYAML.
+            return None
         keys.append(key)
         starts.append(start)
-        at = find(_KEY_LINE, end)
+        at = find(_ITEM_LINE, end)
     return Index(path, text, keys, starts)
 
 

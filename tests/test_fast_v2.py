@@ -354,3 +354,27 @@ def test_a_chunk_that_ends_in_a_line_break_only_yaml_knows_keeps_the_entries_aft
     back = Cassette.load(path).entries
     assert [e.key for e in back] == ["0a", "0b", "0c"]
     assert [e.to_response().chunks for e in back] == [e.to_response().chunks for e in made]
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # The key's line and the next one swapped (the mapping's fields in another order).
+        lambda key, after: f"- {after[2:]}\n  {key[2:]}",
+        lambda key, after: key.replace("- key:", '- "key":') + "\n" + after,
+    ],
+    ids=["key-not-first", "key-quoted"],
+)
+def test_an_entry_whose_first_line_was_edited_by_hand_is_read_by_pyyaml(
+    tmp_path: Path, edit: Any
+) -> None:
+    text = _two_entries()
+    second = text.index("- key: 0b")
+    key, after, rest = text[second:].split("\n", 2)
+    edited = text[:second] + edit(key, after) + "\n" + rest
+    assert _yaml.load(edited) == _yaml.load(text)  # still the same entries, as YAML reads them
+    path = tmp_path / "c.yaml"
+    path.write_text(edited)
+    first, other = Cassette.load(path).entries
+    assert first.to_response().chunks == (b'{"answer": "0a"}',)
+    assert other.to_response().chunks == (b'{"answer": "0b"}',)
