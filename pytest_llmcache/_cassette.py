@@ -345,8 +345,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def looks_like_cassette(head: bytes) -> bool:
-    """Whether the first bytes of a YAML file have a cassette's top-level fields."""
-    lines = head[:4096].splitlines()
+    """Whether the first bytes of a YAML file have a cassette's top-level fields (after the
+    byte order mark some editors put first, which YAML and replay read past)."""
+    lines = head[:4096].removeprefix(b"\xef\xbb\xbf").splitlines()
     return any(line.startswith(b"version:") for line in lines) and any(
         line.startswith(b"entries:") for line in lines
     )

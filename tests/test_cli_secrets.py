@@ -43,6 +43,22 @@ def test_check_finds_a_key_shape_and_its_line_without_printing_it(tmp_path: Path
     assert FAKE_OPENAI_KEY not in result.stdout + result.stderr
 
 
+def test_check_of_a_folder_finds_a_cassette_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """Some editors put a BOM first; YAML and replay read past it, so the folder's check
+    must not skip the file."""
+    path = write_cassette(
+        tmp_path / "cassettes" / "c.yaml",
+        chat_entry("b", reply={"note": "your key is KEY_GOES_HERE, keep it safe"}),
+    )
+    text = path.read_text().replace("KEY_GOES_HERE", FAKE_OPENAI_KEY)
+    path.write_text(text, encoding="utf-8-sig")
+    result = llm_cache("check", "cassettes", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cassettes/c.yaml:" in result.stdout
+    assert "value shaped like an API key" in result.stdout
+    assert FAKE_OPENAI_KEY not in result.stdout + result.stderr
+
+
 def test_check_finds_a_key_in_a_stream_event(tmp_path: Path) -> None:
     path = write_cassette(tmp_path / "c.yaml", chat_entry("KEY_GOES_HERE", stream=True))
     path.write_text(path.read_text().replace("KEY_GOES_HERE", FAKE_GOOGLE_KEY))
