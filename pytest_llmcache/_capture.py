@@ -14,6 +14,7 @@ from ._key import KEY_HEADERS, canonical_body, media_type
 from ._secrets import (
     allowed_by,
     credentials,
+    is_form,
     is_secret_header,
     is_secret_request_header,
     key_shapes,
@@ -186,8 +187,9 @@ def _request_headers(request: Request, match_headers: Iterable[str]) -> dict[str
 def _request_body(request: Request) -> dict[str, Any]:
     body = request.body
     content_type = request.header("content-type") or ""
-    if content_type.lower().startswith("multipart/"):
-        # Boundary normalized and credential fields redacted, as the key sees it.
+    if content_type.lower().startswith("multipart/") or is_form(content_type):
+        # Credential fields redacted (and a multipart boundary normalized), as the key
+        # sees it.
         return _body.encode_body(canonical_body(request))
     stored = _body.encode_body(body)
     if "json" in stored:

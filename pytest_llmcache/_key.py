@@ -13,9 +13,11 @@ from . import _jsontext
 from ._exchange import Request
 from ._secrets import (
     CREDENTIAL_HEADERS,
+    is_form,
     is_secret_param,
     is_secret_request_header,
     redact_fields,
+    redact_form,
     redact_multipart,
 )
 
@@ -128,6 +130,8 @@ def _canonical_body(body: bytes, raw_type: str, ignore_fields: Sequence[str]) ->
     if content_type.startswith("multipart/"):
         # The boundary's own case matters: it is found in the body as sent.
         return redact_multipart(_normalize_boundary(body, raw_type), _BOUNDARY)[0]
+    if is_form(content_type):
+        return redact_form(body)[0]
     if body[:1] in (b"{", b"[") or "json" in content_type:
         try:
             text = body.decode("utf-8", "surrogatepass")

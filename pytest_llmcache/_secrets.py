@@ -310,6 +310,33 @@ def redact_multipart(body: bytes, boundary: str) -> tuple[bytes, list[str]]:
     return b"".join(pieces), found
 
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+"""An HTML form's body (``name=value&...``), as OAuth token endpoints take credentials."""
+
+
+def is_form(content_type: str) -> bool:
+    """Whether a request's content type is a form-encoded body."""
+    return content_type.lower().startswith(FORM_TYPE)
+
+
+def redact_form(body: bytes) -> tuple[bytes, list[str]]:
+    """A form-encoded body with each credential-named field's value replaced by
+    ``<redacted>``, and the values replaced (decoded)."""
+    found: list[str] = []
+    pieces = body.split(b"&")
+    for number, piece in enumerate(pieces):
+        name, equals, value = piece.partition(b"=")
+        if not value or value == _REDACTED_BYTES:
+            continue
+        if is_secret_field(unquote_plus(name.decode("utf-8", "replace"))):
+            found.append(unquote_plus(value.decode("utf-8", "replace")))
+            pieces[number] = name + equals + _REDACTED_BYTES
+    return (b"&".join(pieces) if found else body), found
+
+
+_REDACTED_BYTES = REDACTED.encode()
+
+
 def _json_of(body: bytes, content_type: str) -> object:
     stripped = body.lstrip()
     if not stripped or not (stripped[:1] in (b"{", b"[") or "json" in content_type.lower()):
@@ -329,6 +356,14 @@ def unredacted_fields(body: bytes, content_type: str) -> list[str]:
     data = _json_of(body, content_type)
     if data is not None:
         return [name for name, _ in _secret_fields(data, "")]
+    if is_form(content_type):
+        return [
+            unquote_plus(name.decode("utf-8", "replace"))
+            for name, _, value in (piece.partition(b"=") for piece in body.split(b"&"))
+            if value
+            and value != _REDACTED_BYTES
+            and is_secret_field(unquote_plus(name.decode("utf-8", "replace")))
+        ]
     if content_type.lower().startswith("multipart/") or body.startswith(b"--BOUNDARY"):
         boundary = multipart_boundary(content_type) or "BOUNDARY"
         return [
@@ -375,6 +410,9 @@ def credentials(request: Request) -> set[str]:
     boundary = multipart_boundary(content_type)
     if boundary is not None:
         found.update(redact_multipart(request.body, boundary)[1])
+    elif is_form(content_type):
+        for value in redact_form(request.body)[1]:
+            found.update({value, quote(value, safe=""), quote_plus(value)})
     else:
         data = _json_of(request.body, content_type)
         if data is not None:

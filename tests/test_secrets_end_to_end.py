@@ -145,3 +145,54 @@ def test_an_allowed_key_shaped_example_is_recorded_and_check_agrees(suite: Suite
     refused.assert_outcomes(failed=1)
     refused.stdout.fnmatch_lines(["*value: sk-pro...*", "*allow_secrets=*"])
     assert "EXAMPLE" + "0" * 40 not in refused.stdout.str()
+
+
+FORM = """
+import os, httpx, pytest
+
+@pytest.mark.llm_cache
+def test_token():
+    form = {
+        "client_secret": "form-secret-{n}",
+        "password": "form-password-{n}",
+        "grant_type": "client_credentials",
+        "scope": "{scope}",
+    }
+    with httpx.Client() as client:
+        assert client.post(os.environ["ECHO_URL"] + "/token", data=form).status_code == 200
+"""
+
+
+def test_credentials_in_a_form_body_are_never_written_printed_or_keyed(
+    suite: Suite, echo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OAuth token request sends its client secret as a form field."""
+    monkeypatch.setenv("ECHO_URL", echo_url)
+    suite.write("test_token.py", FORM.replace("{n}", "1").replace("{scope}", "read"))
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    (text,) = suite.cassettes().values()
+    assert "form-secret-1" not in text
+    assert "form-password-1" not in text
+    assert "client_secret=<redacted>" in text
+    assert "scope=read" in text
+    checked = _check("cassettes", cwd=suite.path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # CI has other credentials: the same call still replays.
+    suite.write("test_token.py", FORM.replace("{n}", "2").replace("{scope}", "read"))
+    suite.run().assert_outcomes(passed=1)
+    # A real change misses, and the message shows it without the credentials.
+    suite.write("test_token.py", FORM.replace("{n}", "3").replace("{scope}", "write"))
+    missed = suite.run("-rA")
+    missed.assert_outcomes(failed=1)
+    output = missed.stdout.str()
+    assert 'body: "client_secret=<redacted>&password=<redacted>&grant_type' in output
+    assert "form-secret-3" not in output
+    assert "form-password-3" not in output
+
+    # A form secret put into a cassette by hand is what check reports.
+    path = next(suite.path.rglob("test_token.yaml"))
+    path.write_text(text.replace("client_secret=<redacted>", "client_secret=leaked-by-hand"))
+    checked = _check("cassettes", cwd=suite.path)
+    assert checked.returncode == 1
+    assert "client_secret" in checked.stdout
