@@ -319,6 +319,14 @@ class Cassette:
     def _write(self) -> bool:
         self.dirty = False
         text = self.render()
+        # (Checked in characters first: each is at most 4 bytes.)
+        if len(text) > MAX_SIZE // 4 and len(data := text.encode("utf-8")) > MAX_SIZE:
+            # Replay refuses a file this large: it is not written, and the file stays as it was.
+            raise CassetteError(
+                f"{self.path}: not written: it would be {len(data):,} bytes, over the limit "
+                f"of {MAX_SIZE:,} bytes ({MAX_SIZE >> 20} MiB) that replay reads; record fewer "
+                "or smaller calls into it (a test with a cassette of its own)"
+            )
         try:
             if self.path.read_text("utf-8") == text:
                 return False

@@ -763,3 +763,29 @@ def test_a_released_entry_lets_go_of_what_it_decoded_and_reads_it_again() -> Non
         first.chunks,
     )
     assert entry.request == Cassette.load(path).entries[0].request
+
+
+def test_a_cassette_over_the_size_replay_reads_is_not_written(tmp_path: Path) -> None:
+    """The recorder never writes a file that replay would refuse: the file stays as it was."""
+    path = tmp_path / "c.yaml"
+    small = Cassette(path, [_text_entry("0a", "small")])
+    small.dirty = True
+    assert small.save()
+    before = path.read_bytes()
+    big = Cassette(path, [_text_entry("0a", "small"), _text_entry("0b", "x" * _cassette.MAX_SIZE)])
+    big.dirty = True
+    with pytest.raises(CassetteError, match=r"c\.yaml: not written: it would be [\d,]+ bytes"):
+        big.save()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.yaml"]  # no temporary file left
+
+
+def _text_entry(key: str, text: str) -> Entry:
+    return Entry(
+        key,
+        "2026-01-02T03:04:05Z",
+        None,
+        0.5,
+        {"method": "POST", "url": "https://api.example.com/v1/x", "headers": {}, "body": {}},
+        {"status": 200, "headers": {"content-type": "text/plain"}, "body": {"text": text}},
+    )
