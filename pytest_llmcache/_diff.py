@@ -19,7 +19,14 @@ from . import _body
 from ._cassette import Cassette, Entry
 from ._exchange import Request
 from ._key import KEY_HEADERS, canonical_body, canonical_url, media_type
-from ._secrets import credentials, is_secret_request_header, mask_secrets, redact_url, scrub
+from ._secrets import (
+    credentials,
+    is_secret_request_header,
+    mask_secrets,
+    redact_url,
+    scrub,
+    stored_url,
+)
 
 __all__ = [
     "Nearest",
@@ -117,7 +124,10 @@ def diff_requests(
     if recorded.method.upper() != live.method.upper():
         lines.append(f"method: {recorded.method.upper()} -> {live.method.upper()}")
     if canonical_url(recorded.url) != canonical_url(live.url):
-        lines.append(f"url: {pair(redact_url(recorded.url), redact_url(live.url))}")
+        # Both as a cassette stores them (credential parameters left out, as the key leaves
+        # them out): a key in the query is no difference.
+        old_url, new_url = redact_url(stored_url(recorded.url)), redact_url(stored_url(live.url))
+        lines.append(f"url: {pair(old_url, new_url)}")
     for name in dict.fromkeys((*KEY_HEADERS, *match_headers)):
         if is_secret_request_header(name):
             continue  # never in the key, so never a difference

@@ -94,6 +94,15 @@ def test_method_and_url_differences() -> None:
     ]
 
 
+def test_a_key_in_the_query_is_no_difference_of_the_url() -> None:
+    old = Request("GET", URL + "?key=first-secret-value&v=1", (), b"")
+    new = Request("GET", URL + "?key=other-secret-value&v=2", (), b"")
+    assert diff_requests(old, new) == [
+        'url: "https://api.openai.com/v1/chat/completions?v=1" -> '
+        '"https://api.openai.com/v1/chat/completions?v=2"',
+    ]
+
+
 def cassette_of(*entries: Entry) -> Cassette:
     return Cassette(Path("c.yaml"), list(entries))
 
