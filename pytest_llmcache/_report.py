@@ -83,8 +83,12 @@ def _summary_lines(engine: Engine, audit: Audit | None) -> list[str]:
         lines.append(f"cassettes written: {len(stats.written)}")
     lines += _listed("missed in", stats.missed_tests)
     if stats.missed_tests:
-        targets = " ".join(f"'{n}'" for n in stats.missed_tests[:_MAX_LISTED])
-        lines.append(f"fix: pytest --llm-cache=auto {targets}".rstrip())
+        if len(stats.missed_tests) > _MAX_LISTED:
+            # Too many to name: the whole suite in auto mode records just what is missing.
+            lines.append("fix: pytest --llm-cache=auto")
+        else:
+            targets = " ".join(f"'{n}'" for n in stats.missed_tests)
+            lines.append(f"fix: pytest --llm-cache=auto {targets}")
     if stats.expired_tests:
         lines.append(
             f"expired entries in {len(stats.expired_tests)} test(s); "

@@ -152,3 +152,27 @@ def test_a_normalize_hook_in_a_folder_applies_to_that_folder_only(
     result = suite.run()
     result.assert_outcomes(passed=1, errors=1)
     assert suite.upstream() == 4
+
+
+def test_the_fix_command_for_more_misses_than_it_lists_runs_the_whole_suite(
+    suite: Suite,
+) -> None:
+    """Naming only the first ten of many missed tests would leave the others missing."""
+    suite.write(
+        "test_many.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        @pytest.mark.parametrize("n", range(11))
+        def test_call(n):
+            httpx.post(os.environ["FAKE_URL"] + "/v1/embeddings", json={"input": str(n)})
+        """,
+    )
+    result = suite.run()
+    result.assert_outcomes(failed=11)
+    result.stdout.fnmatch_lines(["missed in 11 test(s):", "fix: pytest --llm-cache=auto"])
+    fix = [line for line in result.stdout.lines if line.startswith("fix: ")]
+    assert fix == ["fix: pytest --llm-cache=auto"]
+    suite.run("--llm-cache=auto").assert_outcomes(passed=11)
+    suite.run().assert_outcomes(passed=11)
