@@ -8,6 +8,7 @@ so each HTTP library only converts its own objects.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import threading
@@ -227,6 +228,8 @@ class TestCache:
         """
         raw = request
         request = self.normalize(request)
+        if request is not raw:
+            request = self._normalized(request)
         key = request_key(request, self._key_options)
         with self._lock:
             occurrence = self._occurrences.get(key, 0)
@@ -275,6 +278,21 @@ class TestCache:
         with self._lock:
             self.counts.missed += 1
         self._fail(self._miss_message(request, cassette))
+
+    def _normalized(self, request: object) -> Request:
+        """What the normalize hook returned, checked: a ``Request``, header names lower-case
+        (as the key looks them up)."""
+        if not isinstance(request, Request):
+            self._fail(
+                "pytest-llmcache: pytest_llm_cache_normalize_request returned "
+                f"{type(request).__name__}, not a Request: return "
+                "dataclasses.replace(request, ...), or None to keep it as it is\n"
+                f"  test: {self.nodeid}"
+            )
+        if any(name != name.lower() for name, _ in request.headers):
+            headers = tuple((name.lower(), value) for name, value in request.headers)
+            request = dataclasses.replace(request, headers=headers)
+        return request
 
     def bypassed(self, method: str, url: str, via: str) -> NoReturn:
         """A call went around the cache through ``via``: fail the test, in every mode.

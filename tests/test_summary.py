@@ -176,3 +176,66 @@ def test_the_fix_command_for_more_misses_than_it_lists_runs_the_whole_suite(
     assert fix == ["fix: pytest --llm-cache=auto"]
     suite.run("--llm-cache=auto").assert_outcomes(passed=11)
     suite.run().assert_outcomes(passed=11)
+
+
+def test_a_normalize_hook_that_returns_no_request_fails_the_test_naming_the_hook(
+    suite: Suite,
+) -> None:
+    suite.write(
+        "conftest.py",
+        """
+        def pytest_llm_cache_normalize_request(request):
+            return {"url": request.url}
+        """,
+    )
+    suite.write(
+        "test_bad_hook.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache
+        def test_call():
+            try:
+                httpx.get(os.environ["FAKE_URL"] + "/v1/models")
+            except Exception:
+                pass  # the failure is not the SDK's to catch
+        """,
+    )
+    result = suite.run("--llm-cache=record")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*pytest_llm_cache_normalize_request returned dict, not a Request*"]
+    )
+    assert suite.upstream() == 0
+
+
+def test_header_names_a_normalize_hook_adds_are_matched_in_any_case(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite.write(
+        "conftest.py",
+        """
+        import dataclasses, os
+
+        def pytest_llm_cache_normalize_request(request):
+            headers = (*request.headers, ("X-Tenant", os.environ["TENANT"]))
+            return dataclasses.replace(request, headers=headers)
+        """,
+    )
+    suite.write(
+        "test_tenant.py",
+        """
+        import os, httpx, pytest
+
+        @pytest.mark.llm_cache(match_headers=["x-tenant"])
+        def test_call():
+            assert httpx.get(os.environ["FAKE_URL"] + "/v1/models").status_code == 200
+        """,
+    )
+    monkeypatch.setenv("TENANT", "one")
+    suite.run("--llm-cache=record").assert_outcomes(passed=1)
+    (text,) = suite.cassettes().values()
+    assert "x-tenant: one" in text
+    suite.run().assert_outcomes(passed=1)
+    monkeypatch.setenv("TENANT", "two")
+    suite.run().assert_outcomes(failed=1)
