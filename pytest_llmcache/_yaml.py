@@ -129,7 +129,15 @@ def dump(data: object) -> str:
     if "\\U" in text and _Dumper is not _PlainDumper:
         # libyaml escaped a character past U+FFFF, or the text has "\\U" of its own:
         # written again, slower, by the emitter that keeps such characters as they are.
-        text = _dump(data, _PlainDumper)
+        # It writes some line breaks YAML knows (U+0085) into blocks as they are, which read
+        # back as another: its text is taken only if it reads back the same.
+        plain = _dump(data, _PlainDumper)
+        try:
+            same = load(plain) == data
+        except YAMLError:
+            same = False
+        if same:
+            return plain
     return text
 
 

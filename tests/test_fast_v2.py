@@ -378,3 +378,18 @@ def test_an_entry_whose_first_line_was_edited_by_hand_is_read_by_pyyaml(
     first, other = Cassette.load(path).entries
     assert first.to_response().chunks == (b'{"answer": "0a"}',)
     assert other.to_response().chunks == (b'{"answer": "0b"}',)
+
+
+def test_a_text_past_u_ffff_with_a_line_break_yaml_knows_reads_back_the_same() -> None:
+    """Characters past U+FFFF are written as they are, unless the text also holds a line
+    break YAML knows that a block cannot keep (U+0085): then escaped, and still the same."""
+    for text, kept in (
+        ("\U0001f389 party", True),
+        ("\x85    \U0001f389", False),
+        ("a\u2028\U0001f389\nb", True),  # (a break a block keeps, as PyYAML reads it)
+    ):
+        made = _made([json.dumps({text: None}, ensure_ascii=False).encode()], "application/json")
+        rendered = render([made])
+        (entry,) = read(rendered, Path("c.yaml"))
+        assert entry.to_response().chunks == made.to_response().chunks, text
+        assert ("\U0001f389" in rendered) is kept, text
