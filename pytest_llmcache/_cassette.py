@@ -28,6 +28,7 @@ __all__ = [
     "CassetteError",
     "Change",
     "Entry",
+    "check_entry",
     "looks_like_cassette",
     "parse",
     "validate",
@@ -421,8 +422,13 @@ def parse(path: Path, *, lazy: bool = False) -> list[Entry]:
 
 def _check_all(entries: Sequence[Entry]) -> None:
     for entry in entries:
-        entry.to_response()
-        _ = entry.recorded_at, entry.request
+        check_entry(entry)
+
+
+def check_entry(entry: Entry) -> None:
+    """Read every part of ``entry`` now: its first problem is a :class:`CassetteError`."""
+    entry.to_response()
+    _ = entry.recorded_at, entry.request, entry.response
 
 
 def _read(path: Path) -> tuple[list[Entry], int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from . import _body
-from ._cassette import MAX_SIZE, CassetteError, Entry, parse
+from ._cassette import MAX_SIZE, CassetteError, Entry, check_entry, parse
 from ._secrets import (
     REDACTED,
     allowed_by,
@@ -89,7 +89,9 @@ def _check(path: Path, allow_secrets: Sequence[str]) -> CheckResult:
         result.problems.append(f"{path}:1: {VCRPY_PROBLEM}")
         return result
     try:
-        entries = parse(path)
+        # Each entry of a version 2 file is read on its own below: one damaged entry is
+        # reported, and the others are checked all the same.
+        entries = parse(path, lazy=True)
     except CassetteError as exc:
         result.problems.append(_schema_problem(path, text, str(exc)))
         return result
@@ -97,8 +99,14 @@ def _check(path: Path, allow_secrets: Sequence[str]) -> CheckResult:
     starts = _entry_offsets(text)
     for number, entry in enumerate(entries, 1):
         start = starts[number - 1] if number <= len(starts) else 0
-        allowed = (*entry.allow_secrets, *allow_secrets)
-        for needle, problem in _secrets_in(entry, allowed):
+        try:
+            check_entry(entry)
+            allowed = (*entry.allow_secrets, *allow_secrets)
+            found = list(_secrets_in(entry, allowed))
+        except CassetteError as exc:
+            result.problems.append(_schema_problem(path, text, str(exc)))
+            continue
+        for needle, problem in found:
             line = _line_of(text, needle, start)
             result.problems.append(f"{path}:{line}: entry {number}: {problem}")
     return result

@@ -178,6 +178,28 @@ def test_show_refuses_an_unknown_version(tmp_path: Path) -> None:
 # -- check ----------------------------------------------------------------------------------
 
 
+def test_check_reports_the_problem_of_each_damaged_entry_and_checks_the_others(
+    tmp_path: Path,
+) -> None:
+    path = write_cassette(tmp_path / "c.yaml", chat_entry("a"), chat_entry("b"), chat_entry("c"))
+    first, second, third = path.read_text().split("- key: ")[1:]
+    first = first.replace('"content": "a"\n', '"content": "a",\n')  # a trailing comma
+    key = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKE0123"  # a hand edit: the recorder refuses it
+    asked, _, answered = second.rpartition('"content": "b"')  # the answer's, not the prompt's
+    second = f'{asked}"content": "{key}"{answered}'
+    third = third.replace("  response: |\n    200\n", "  response: |\n    abc\n")
+    text = "version: 2\nentries:\n" + "".join("- key: " + e for e in (first, second, third))
+    path.write_text(text)
+    result = llm_cache("check", "c.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    problems = result.stdout.splitlines()
+    assert len(problems) == 3, result.stdout
+    assert problems[0].startswith("c.yaml:3: entry: response_json is not valid JSON")
+    assert problems[1].startswith(f"c.yaml:{line_of(text, key)}: entry 2: value shaped like")
+    assert problems[2].startswith(f"c.yaml:{line_of(text, third[:32])}: entry: response needs")
+    assert key not in result.stdout + result.stderr
+
+
 def test_check_passes_clean_cassettes(tree: Path) -> None:
     result = llm_cache("check", cwd=tree)
     assert result.returncode == 0, result.stdout + result.stderr
