@@ -122,24 +122,13 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
     if len(stored.chunks) == 1 and stored.past_end is None:
         body = stored.chunks[0]
         headers.append(("content-length", str(len(body))))
-        if STREAM_ASKED.get():
-            # Read by the caller, chunk by chunk or raw, as a body from the network is.
-            response = lib.Response(
-                stored.status,
-                headers=headers,
-                stream=lib.ByteStream(body),
-                request=request,
-                extensions=_HTTP11,
-            )
-        elif any(name == "content-encoding" for name, _ in headers):
+        streamed = STREAM_ASKED.get()
+        if not streamed and any(name == "content-encoding" for name, _ in headers):
             # A body kept encoded: given as content, for the library to decode.
             response = lib.Response(
                 stored.status, headers=headers, content=body, request=request, extensions=_HTTP11
             )
         else:
-            # A whole body, as an in-memory transport gives it: already read, so the client
-            # has it at once (no stream to iterate, no round of the event loop per chunk).
-            # Reading it would decode nothing: the response is left as that read leaves it.
             response = lib.Response(
                 stored.status,
                 headers=headers,
@@ -147,10 +136,16 @@ def _replayed(lib: Any, stream_cls: Any, stored: Response, request: Any) -> Any:
                 request=request,
                 extensions=_HTTP11,
             )
-            response._content = body
-            response._num_bytes_downloaded = len(body)
-            response.is_stream_consumed = True
-            response.is_closed = True
+            # A caller who asked for a stream reads it, chunk by chunk or raw, as a body
+            # from the network. Otherwise it is a whole body, as an in-memory transport
+            # gives it: already read, so the client has it at once (no stream to iterate,
+            # no round of the event loop per chunk). Reading it would decode nothing: the
+            # response is left as that read leaves it.
+            if not streamed:
+                response._content = body
+                response._num_bytes_downloaded = len(body)
+                response.is_stream_consumed = True
+                response.is_closed = True
         # The time it took, nothing, is known now.
         response.elapsed = _NO_TIME
         return response
