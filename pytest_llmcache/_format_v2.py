@@ -15,6 +15,7 @@ that does not keep that layout (edited by hand) is read whole, the slower way.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -348,6 +349,17 @@ class _Source:
                     return f"{self.path}:{line}: entry {field} item {number}"
         return f"{self.where()} {field} item {number}"
 
+    def block_where(self, field: str, line: int) -> str:
+        """Line ``line`` (from 1) of the block ``field``, as messages name it: the file's own
+        line when the entry is in the writer's layout."""
+        if self.text is not None:
+            text = self.text[self.start : self.end]
+            at = text.find(f"\n  {field}: |")
+            if at >= 0:
+                header = self.line() + text.count("\n", 0, at) + 1
+                return f"{self.path}:{header + line}: entry"
+        return self.where()
+
     def release(self) -> None:
         """Forget the parsed fields, if they can be parsed again from the text."""
         if self.text is not None:
@@ -392,6 +404,10 @@ class _Where:
     def item(self, field: str, number: int) -> str:
         """Item ``number`` of the list ``field``, on its own line where it can be found."""
         return self._source.item_where(field, number)
+
+    def block(self, field: str, line: int) -> str:
+        """Line ``line`` of the block ``field``, on its own line where it can be found."""
+        return self._source.block_where(field, line)
 
 
 def _yaml_error(path: Path, exc: Exception, offset: int) -> CassetteError:
@@ -736,5 +752,13 @@ def _json(data: dict[str, Any], side: str, where: object) -> Any:
         return _jsontext.parse(_text(data, f"{side}_json", where))
     except RecursionError:
         raise CassetteError(f"{where}: {side}_json is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if isinstance(where, _Where):
+            # The file's line of the error, and what is wrong there.
+            at = where.block(f"{side}_json", exc.lineno)
+            raise CassetteError(
+                f"{at}: {side}_json is not valid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
+        raise CassetteError(f"{where}: {side}_json is not valid JSON: {exc}") from None
     except ValueError as exc:
         raise CassetteError(f"{where}: {side}_json is not valid JSON: {exc}") from None

@@ -194,7 +194,12 @@ def test_check_reports_the_problem_of_each_damaged_entry_and_checks_the_others(
     assert result.returncode == 1
     problems = result.stdout.splitlines()
     assert len(problems) == 3, result.stdout
-    assert problems[0].startswith("c.yaml:3: entry: response_json is not valid JSON")
+    # The JSON error on its own line of the file: the one after the answer's trailing comma.
+    broken = text[: text.rindex('"content": "a",')].count("\n") + 2
+    assert problems[0] == (
+        f"c.yaml:{broken}: entry: response_json is not valid JSON: "
+        "Expecting property name enclosed in double quotes (column 7)"
+    )
     assert problems[1].startswith(f"c.yaml:{line_of(text, key)}: entry 2: value shaped like")
     assert problems[2].startswith(f"c.yaml:{line_of(text, third[:32])}: entry: response needs")
     assert key not in result.stdout + result.stderr
