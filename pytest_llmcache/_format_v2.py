@@ -752,13 +752,11 @@ def _json(data: dict[str, Any], side: str, where: object) -> Any:
         return _jsontext.parse(_text(data, f"{side}_json", where))
     except RecursionError:
         raise CassetteError(f"{where}: {side}_json is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        if isinstance(where, _Where):
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError) and isinstance(where, _Where):
             # The file's line of the error, and what is wrong there.
             at = where.block(f"{side}_json", exc.lineno)
             raise CassetteError(
                 f"{at}: {side}_json is not valid JSON: {exc.msg} (column {exc.colno})"
             ) from None
-        raise CassetteError(f"{where}: {side}_json is not valid JSON: {exc}") from None
-    except ValueError as exc:
         raise CassetteError(f"{where}: {side}_json is not valid JSON: {exc}") from None

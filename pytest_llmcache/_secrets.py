@@ -319,22 +319,29 @@ def is_form(content_type: str) -> bool:
     return content_type.lower().startswith(FORM_TYPE)
 
 
+_REDACTED_BYTES = REDACTED.encode()
+
+
 def redact_form(body: bytes) -> tuple[bytes, list[str]]:
     """A form-encoded body with each credential-named field's value replaced by
     ``<redacted>``, and the values replaced (decoded)."""
-    found: list[str] = []
     pieces = body.split(b"&")
-    for number, piece in enumerate(pieces):
-        name, equals, value = piece.partition(b"=")
-        if not value or value == _REDACTED_BYTES:
-            continue
-        if is_secret_field(unquote_plus(name.decode("utf-8", "replace"))):
-            found.append(unquote_plus(value.decode("utf-8", "replace")))
-            pieces[number] = name + equals + _REDACTED_BYTES
+    found = []
+    for number, _, value in _form_secrets(pieces):
+        found.append(unquote_plus(value.decode("utf-8", "replace")))
+        pieces[number] = pieces[number].partition(b"=")[0] + b"=" + _REDACTED_BYTES
     return (b"&".join(pieces) if found else body), found
 
 
-_REDACTED_BYTES = REDACTED.encode()
+def _form_secrets(pieces: list[bytes]) -> Iterator[tuple[int, str, bytes]]:
+    """``(place, name, value)`` of each credential-named field of a form-encoded body (split
+    at ``&``) whose value is not redacted yet."""
+    for number, piece in enumerate(pieces):
+        raw_name, _, value = piece.partition(b"=")
+        if value and value != _REDACTED_BYTES:
+            name = unquote_plus(raw_name.decode("utf-8", "replace"))
+            if is_secret_field(name):
+                yield number, name, value
 
 
 def _json_of(body: bytes, content_type: str) -> object:
@@ -357,13 +364,7 @@ def unredacted_fields(body: bytes, content_type: str) -> list[str]:
     if data is not None:
         return [name for name, _ in _secret_fields(data, "")]
     if is_form(content_type):
-        return [
-            unquote_plus(name.decode("utf-8", "replace"))
-            for name, _, value in (piece.partition(b"=") for piece in body.split(b"&"))
-            if value
-            and value != _REDACTED_BYTES
-            and is_secret_field(unquote_plus(name.decode("utf-8", "replace")))
-        ]
+        return [name for _, name, _ in _form_secrets(body.split(b"&"))]
     if content_type.lower().startswith("multipart/") or body.startswith(b"--BOUNDARY"):
         boundary = multipart_boundary(content_type) or "BOUNDARY"
         return [

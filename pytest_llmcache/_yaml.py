@@ -126,7 +126,7 @@ _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct
 def dump(data: object) -> str:
     """Deterministic YAML: insertion order kept, unicode kept, no line folding."""
     text = _dump(data, _Dumper)
-    if "\\U" in text and _Dumper is not _PlainDumper:
+    if "\\U" in text and _BaseDumper is not yaml.SafeDumper:
         # libyaml escaped a character past U+FFFF, or the text has "\\U" of its own:
         # written again, slower, by the emitter that keeps such characters as they are.
         # It writes some line breaks YAML knows (U+0085) into blocks as they are, which read

@@ -15,6 +15,8 @@ from pytest_llmcache._exchange import Request
 from pytest_llmcache._key import request_key
 
 URL = "https://api.openai.com/v1/chat/completions"
+FAKE_OPENAI_KEY = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKE0123"
+"""Shaped like an OpenAI key, and no key: what a hand edit that leaks one looks like."""
 NOW = datetime.now(timezone.utc)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cassette_samples import chat_entry, line_of, llm_cache, write_cassette
+from cassette_samples import FAKE_OPENAI_KEY, chat_entry, line_of, llm_cache, write_cassette
 
 from pytest_llmcache._cassette import parse
 
@@ -184,7 +184,7 @@ def test_check_reports_the_problem_of_each_damaged_entry_and_checks_the_others(
     path = write_cassette(tmp_path / "c.yaml", chat_entry("a"), chat_entry("b"), chat_entry("c"))
     first, second, third = path.read_text().split("- key: ")[1:]
     first = first.replace('"content": "a"\n', '"content": "a",\n')  # a trailing comma
-    key = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKE0123"  # a hand edit: the recorder refuses it
+    key = FAKE_OPENAI_KEY  # a hand edit: the recorder refuses it
     asked, _, answered = second.rpartition('"content": "b"')  # the answer's, not the prompt's
     second = f'{asked}"content": "{key}"{answered}'
     third = third.replace("  response: |\n    200\n", "  response: |\n    abc\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cassette_samples import chat_entry, line_of, llm_cache, write_cassette
+from cassette_samples import FAKE_OPENAI_KEY, chat_entry, line_of, llm_cache, write_cassette
 from vcr_samples import vcr_request, vcr_response, write_vcr
 
 from pytest_llmcache._capture import make_entry
@@ -21,7 +21,6 @@ from pytest_llmcache._cassette import parse
 from pytest_llmcache._cli import main
 from pytest_llmcache._exchange import Request
 
-FAKE_OPENAI_KEY = "sk-proj-FAKEFAKEFAKEFAKEFAKEFAKE0123"
 FAKE_GOOGLE_KEY = "AIzaFAKEFAKEFAKEFAKEFAKEFAKEFAKE012345"
 
 
