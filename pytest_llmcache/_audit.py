@@ -95,11 +95,17 @@ def audit(stats: RunStats, read: Callable[[str], Cassette] = _load) -> Audit:
         except CassetteError as exc:
             result.errors.append(str(exc))
             continue
-        used = {(key, occurrence) for key, occurrence in stats.used.get(path, [])}
+        used = _used(stats, path)
         for key, occurrence, position in _slots(cassette):
             if (key, occurrence) not in used and not _unjudged_entry(cassette, position, unjudged):
                 result.unused.append((path, key))
     return result
+
+
+def _used(stats: RunStats, path: str) -> set[tuple[str, int]]:
+    """The ``(key, occurrence)`` slots of ``path`` that passing tests used."""
+    flat = iter(stats.used.get(path, ()))
+    return set(zip(flat, flat, strict=True))
 
 
 def prune(stats: RunStats, result: Audit) -> None:
@@ -110,7 +116,7 @@ def prune(stats: RunStats, result: Audit) -> None:
         unused_by_file[path] = unused_by_file.get(path, 0) + 1
     for path in sorted(unused_by_file):
         file = Path(path)
-        used = {(key, occurrence) for key, occurrence in stats.used.get(path, [])}
+        used = _used(stats, path)
         try:
             with cassette_lock(file):
                 removed = _trim(file, used, unjudged, result)

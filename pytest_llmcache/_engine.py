@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import sys
 import threading
 import time
@@ -105,7 +106,7 @@ class Engine:
             stats.expired_tests.append(test.nodeid)
         path = test.file
         if test.used:
-            stats.used.setdefault(path, []).extend([k, n] for k, n in test.used)
+            stats.used.setdefault(path, []).extend(itertools.chain.from_iterable(test.used))
         slots = test.recorded()
         cassette = self._cassettes.get(path)
         if cassette is not None and slots:
@@ -123,7 +124,7 @@ class Engine:
                 raise ReplayMiss(f"pytest-llmcache: {exc}") from None
             # Used too: where the entries recorded now stand among their keys' responses.
             places = cassette.places(slots.values())
-            stats.used.setdefault(path, []).extend([k, n] for k, n in places)
+            stats.used.setdefault(path, []).extend(itertools.chain.from_iterable(places))
             if written and path not in stats.written:
                 stats.written.append(path)
 

@@ -8,18 +8,24 @@ line it is not sure of (double quotes, flow style, an anchor, a tag, a list, a p
 YAML could read as something else), it returns ``None``. A differential test checks it
 against PyYAML on every kind of entry the recorder writes.
 
+A replay of a JSON answer reads less still (:func:`json_entry`): the entry's one-line fields,
+its request's lines checked but not made, and the JSON read where it is in the file's text.
+
 Set ``LLM_CACHE_PURE_YAML=1`` to read with PyYAML alone.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-__all__ = ["ENABLED", "read_entry"]
+from . import _jsontext
+
+__all__ = ["ENABLED", "json_entry", "read_entry"]
 
 ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 
@@ -159,3 +165,99 @@ def _scalar(name: str, raw: str) -> Any:
     if name.endswith(("_json_style", "_sse_eol")):
         return raw if raw in _NAMES else None
     return None
+
+
+# The fields an entry has before its request, each on one line, and those of its request.
+_HEAD_NAMES = frozenset({"recorded_at", "ttl", "duration", "test", "cut_short"})
+_REQUEST_NAMES = frozenset(
+    {"request", "request_json", "request_json_style", "request_text", "request_base64"}
+)
+# The response's first line and its JSON body's, as the writer writes them.
+_RESPONSE = "\n  response: |\n    "
+_RESPONSE_JSON = "\n  response_json: |\n    "
+_scan_json = _jsontext.scanner(json.JSONDecoder())
+
+
+def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, Any] | None:
+    """An entry with a JSON answer, read for its replay from ``text[start:end]``: its
+    one-line fields (``recorded_at``, ``ttl``, ``duration``, ``test``, ``cut_short``), its
+    response block and its answer's JSON value; or ``None``.
+
+    Each line is checked as :func:`read_entry` checks it, but the request's blocks are not
+    made (a replay does not use them), and the JSON is read where it is in the file: each of
+    its lines indented four spaces, which JSON reads as whitespace (a JSON string holds no
+    line break). An entry whose response is anything but a status and headers block and a
+    compact JSON body (stored indented) is declined, as is any line not in the writer's layout.
+    """
+    at = text.find(_RESPONSE, start, end)
+    if at < 0:
+        return None
+    fields = _head_fields(text[start:at])
+    if fields is None:
+        return None
+    body = text.find(_RESPONSE_JSON, at, end)
+    if body < 0:
+        return None
+    lines = text[at + len(_RESPONSE) : body + 1]
+    # Every line of the block indented as its first, and no further (YAML would keep the
+    # spaces past the block's four); no empty line.
+    if lines.count("\n") != lines.count("\n    ") + 1:
+        return None
+    head = lines.replace("\n    ", "\n")
+    if "\n " in head or head[:1] == " " or _BLOCK_LINE in head or _breaks_line(head):
+        return None
+    first = body + len(_RESPONSE_JSON)
+    if text[first : first + 1] not in ("{", "["):
+        return None
+    try:
+        value, stop = _scan_json(text, first)
+    except (StopIteration, ValueError, RecursionError):
+        return None
+    # Nothing after the value but the line break that ends the entry; every line of it
+    # indented as its first; no line break YAML knows and JSON does not.
+    if stop + 1 != end or text[stop] != "\n":
+        return None
+    if text.count("\n", first, stop) != text.count("\n    ", first, stop):
+        return None
+    if text.find("\r", first, stop) >= 0 or (
+        not text.isascii() and _yaml_breaks().search(text, first, stop) is not None
+    ):
+        return None
+    return fields, head, value
+
+
+def _breaks_line(text: str) -> bool:
+    """Whether ``text`` holds a line break YAML knows and Python's lines do not."""
+    return ("\r" in text) if text.isascii() else _yaml_breaks().search(text) is not None
+
+
+def _head_fields(part: str) -> dict[str, Any] | None:
+    """The one-line fields of an entry's text before its response, checking its request's
+    fields without making their text."""
+    if _breaks_line(part) or _BLOCK_LINE in part:
+        return None
+    fields = part.replace("\n    ", _BLOCK_LINE).split("\n  ")
+    if "\n" in fields[0] or _BLOCK_LINE in fields[0]:
+        return None  # (the key line itself was read by the index)
+    data: dict[str, Any] = {}
+    seen: set[str] = set()
+    for field in fields[1:]:
+        name, sep, raw = field.partition(": ")
+        if not sep or "\n" in field or name in seen:
+            return None  # an empty line, a line outside the layout, or a field twice
+        seen.add(name)
+        if name in _REQUEST_NAMES:
+            # A block, with text on its first line, indented as the layout's blocks are.
+            header, mark, lines = raw.partition(_BLOCK_LINE)
+            if not mark or header not in _BLOCKS or lines[:1] in _NOT_FIRST:
+                return None  # (a style or base64 on its line: the longer way)
+        elif name in _HEAD_NAMES:
+            value = _scalar(name, raw)
+            if value is None:
+                return None
+            data[name] = value
+        else:
+            return None
+    if "request" not in seen or "recorded_at" not in data or "duration" not in data:
+        return None  # (the longer way names what is missing)
+    return data

@@ -219,7 +219,7 @@ def _scan(text: str, path: Path) -> Index | None:
         return Index(path, text, [], [])
     if not text.startswith(_HEAD + _ENTRY):
         return None
-    if _ENTRY_AFTER_CR in text or (
+    if ("\r" in text and _ENTRY_AFTER_CR in text) or (
         not text.isascii() and any(after in text for after in _ENTRY_AFTER_UNICODE_BREAK)
     ):
         # An entry right after a line break YAML knows and Python's lines do not (a block
@@ -311,7 +311,7 @@ class Index(Sequence[Entry]):
 class _Source:
     """Where a lazy entry is read from: a slice of the file's text, or a parsed mapping."""
 
-    __slots__ = ("data", "end", "number", "path", "start", "text")
+    __slots__ = ("data", "end", "json", "number", "path", "start", "text")
 
     def __init__(
         self, path: Path, data: Any, start: int = 0, end: int = 0, *, number: int = 0
@@ -322,6 +322,9 @@ class _Source:
         self.start = start
         self.end = end
         self.number = number
+        self.json: tuple[dict[str, Any], str, Any] | tuple[()] | None = None
+        """What a replay of a JSON answer reads (:func:`._fast_v2.json_entry`): ``None``
+        until it is tried, ``()`` if the entry is not one."""
 
     def line(self) -> int:
         """The file's line where the entry starts."""
@@ -364,6 +367,18 @@ class _Source:
         """Forget the parsed fields, if they can be parsed again from the text."""
         if self.text is not None:
             self.data = None
+            self.json = None
+
+    def json_entry(self) -> tuple[dict[str, Any], str, Any] | None:
+        """The fields, response block and JSON answer a replay reads, if the entry is a
+        JSON answer in the writer's layout (read once, until released)."""
+        found = self.json
+        if found is None:
+            found = ()
+            if self.text is not None and _fast_v2.ENABLED:
+                found = _fast_v2.json_entry(self.text, self.start, self.end) or ()
+            self.json = found
+        return found or None
 
     def mapping(self) -> dict[str, Any]:
         """The entry's fields, parsed once (until released)."""
@@ -427,6 +442,20 @@ class _Version2:
         entry.source.release()
 
     def fields(self, entry: Entry) -> None:
+        found = entry.source.json_entry()
+        if found is not None:
+            head = found[0]
+            recorded_at = head["recorded_at"]
+            if _is_time(recorded_at):
+                # (Each value is of the type the writer gives it: the reader checked.)
+                ttl = head.get("ttl")
+                _set(entry, "recorded_at", recorded_at)
+                _set(entry, "ttl", None if ttl is None else float(ttl))
+                _set(entry, "duration", float(head["duration"]))
+                _set(entry, "test", head.get("test"))
+                _set(entry, "cut_short", head.get("cut_short") is True)
+                _set(entry, "allow_secrets", ())
+                return
         data = entry.source.mapping()
         get = data.get
         ttl = get("ttl")
@@ -526,6 +555,12 @@ class _Version2:
         fill(entry, response=stored)
 
     def replay(self, entry: Entry) -> Response:
+        found = entry.source.json_entry()
+        if found is not None:
+            head = _writers_head(found[1])
+            if head is not None:
+                value = found[2]
+                return Response(*head, (_COMPACT(value).encode(),), document=value)
         data = entry.source.mapping()
         head = _writers_head(data.get("response"))
         if head is not None:

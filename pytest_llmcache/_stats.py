@@ -91,8 +91,10 @@ class RunStats:
         self.saved_seconds = 0.0
         self.saved_tokens: dict[str, list[int]] = {}
         """Per model: input and output tokens the replays did not spend."""
-        self.used: dict[str, list[list[Any]]] = {}
-        """Per cassette: the ``[key, occurrence]`` slots replayed or recorded by passing tests."""
+        self.used: dict[str, list[Any]] = {}
+        """Per cassette: the slots replayed or recorded by passing tests, each as a key and
+        its occurrence, one after the other (one list per file: a run of thousands of calls
+        leaves no object behind for each, to be walked by every garbage collection)."""
         self.owned: list[str] = []
         """Cassettes that tests of this run read or wrote."""
         self.expired_entries: list[list[str]] = []

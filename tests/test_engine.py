@@ -180,7 +180,7 @@ def test_record_writes_the_call_and_counts_it(tmp_path: Path, path: Path) -> Non
     assert engine.stats.written == [str(path)]
     assert engine.stats.owned == [str(path)]
     assert engine.stats.counts.recorded == 1
-    assert engine.stats.used == {str(path): [[key_of(request), 0]]}
+    assert engine.stats.used == {str(path): [key_of(request), 0]}
     assert engine.stats.missed_tests == []
 
 
@@ -350,7 +350,7 @@ def test_replay_serves_the_stored_answer(tmp_path: Path, path: Path) -> None:
     assert test.recorded() == {}
     engine.end(test)
     assert engine.stats.counts.replayed == 1
-    assert engine.stats.used == {str(path): [[key_of(request), 0]]}
+    assert engine.stats.used == {str(path): [key_of(request), 0]}
     assert engine.stats.saved_seconds == 2.25
     assert engine.stats.saved_tokens == {"gpt-x": [7, 3]}
     assert engine.stats.written == []
@@ -725,7 +725,7 @@ def test_tests_sharing_a_cassette_read_it_once(tmp_path: Path, path: Path) -> No
     assert texts(path) == [(TEST_ID, "a"), ("t.py::two", "b")]
     assert engine.stats.owned == [str(path)]
     assert engine.stats.written == [str(path)]
-    assert engine.stats.used == {str(path): [[key_of(call("a")), 0], [key_of(call("b")), 0]]}
+    assert engine.stats.used == {str(path): [key_of(call("a")), 0, key_of(call("b")), 0]}
 
 
 def test_written_lists_each_cassette_once(tmp_path: Path, path: Path) -> None:

@@ -17,9 +17,9 @@ from pytest_llmcache._capture import make_entry
 from pytest_llmcache._cassette import Cassette
 from pytest_llmcache._entry import CassetteError, Entry
 from pytest_llmcache._exchange import Request
-from pytest_llmcache._fast_v2 import read_entry
+from pytest_llmcache._fast_v2 import json_entry, read_entry
+from pytest_llmcache._format_v2 import _COMPACT, _scan, _writers_head, from_data, read, render
 from pytest_llmcache._format_v2 import _KNOWN as KNOWN
-from pytest_llmcache._format_v2 import read, render
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "cassettes"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -393,3 +393,136 @@ def test_a_text_past_u_ffff_with_a_line_break_yaml_knows_reads_back_the_same() -
         (entry,) = read(rendered, Path("c.yaml"))
         assert entry.to_response().chunks == made.to_response().chunks, text
         assert ("\U0001f389" in rendered) is kept, text
+
+
+def _read_by_pyyaml(text: str) -> Entry:
+    """The entry ``text`` as PyYAML reads it, fields and response checked."""
+    data = _yaml.load(text)
+    assert isinstance(data, list)
+    assert len(data) == 1
+    (entry,) = from_data({"version": 2, "entries": data}, Path("c.yaml"))
+    return entry
+
+
+def _agrees(found: tuple[dict[str, Any], str, Any], expected: Entry) -> None:
+    fields, head, value = found
+    for name in ("recorded_at", "ttl", "duration", "test", "cut_short"):
+        stored = fields.get(name)
+        assert stored == getattr(expected, name) or (stored is None and name == "cut_short")
+    assert not expected.allow_secrets
+    response = expected.to_response()
+    assert _writers_head(head) == (response.status, response.headers)
+    assert (_COMPACT(value).encode(),) == response.chunks
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(entries(), min_size=1, max_size=3))
+def test_a_replay_of_a_json_answer_reads_what_pyyaml_reads_or_declines(made: list[Entry]) -> None:
+    text = render(made)
+    for before, after in zip(made, read(text, Path("c.yaml")), strict=True):
+        source = after.source
+        if source.text is None:
+            continue  # read whole by PyYAML
+        found = json_entry(text, source.start, source.end)
+        if found is None:
+            continue
+        piece = text[source.start : source.end]
+        _agrees(found, _read_by_pyyaml(piece))
+        assert (_COMPACT(found[2]).encode(),) == before.to_response().chunks
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edited())
+def test_an_edited_json_entry_is_replayed_as_pyyaml_reads_it_or_declined(text: str) -> None:
+    text = text if text.endswith("\n") else text + "\n"
+    index = _scan("version: 2\nentries:\n" + text, Path("c.yaml"))
+    if index is None or len(index) != 1:
+        return  # not found by the index: read whole by PyYAML
+    entry = index[0]
+    source = entry.source
+    found = json_entry(source.text, source.start, source.end)
+    if found is None:
+        return
+    try:
+        expected = _read_by_pyyaml(text)
+    except CassetteError:  # a value the format refuses: the replay refuses it too
+        with pytest.raises(CassetteError):
+            _ = entry.recorded_at, entry.to_response()
+        return
+    _agrees(found, expected)
+    assert (entry.recorded_at, entry.ttl, entry.duration, entry.test, entry.cut_short) == (
+        expected.recorded_at,
+        expected.ttl,
+        expected.duration,
+        expected.test,
+        expected.cut_short,
+    )
+    assert entry.to_response().chunks == expected.to_response().chunks
+
+
+def test_an_ordinary_json_answer_is_replayed_without_reading_its_request() -> None:
+    seen = 0
+    for path in sorted(EXAMPLES.rglob("*.yaml")):
+        for entry in Cassette.load(path).entries:
+            source = entry.source
+            piece = source.text[source.start : source.end]
+            if "\n  response_json: |" not in piece or "_json_style" in piece:
+                continue
+            found = json_entry(source.text, source.start, source.end)
+            assert found is not None, piece[:300]
+            _agrees(found, _read_by_pyyaml(piece))
+            assert entry.to_response().chunks == _read_by_pyyaml(piece).to_response().chunks
+            seen += 1
+    assert seen >= 3
+
+
+_JSON_ENTRY = (
+    "- key: 0a1b\n"
+    "  recorded_at: '2026-01-01T00:00:00Z'\n"
+    "  duration: 0.5\n"
+    "  request: |\n"
+    "    POST http://x/\n"
+    "    content-type: application/json\n"
+    "  request_json: |\n"
+    "    {\n"
+    '      "q": 1\n'
+    "    }\n"
+    "  response: |\n"
+    "    200\n"
+    "    content-type: application/json\n"
+    "  response_json: |\n"
+    "    {\n"
+    '      "a": [\n'
+    "        1\n"
+    "      ]\n"
+    "    }\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("        1\n      ]\n    }\n", "        1\n      ]\n  }\n"),  # a line left the block
+        ('      "a": [\n', '      "a":\r [\n'),  # a line break to YAML, whitespace to JSON
+        ("      ]\n    }\n", "      ]\n    }\n  response_json_style: spaced\n"),  # after it
+        ("      ]\n    }\n", "      ]\n    } x\n"),  # more than the JSON
+        ("    200\n", "    200\n\n"),  # an empty line in the response block
+        ("    content-type: application/json\n  response_json", "      x: y\n  response_json"),
+        ("  request_json: |\n    {\n", "  request_json: |\n   {\n"),  # a request line askew
+        ("  request_json: |\n", "  request_json: |\n\n"),  # an empty line in the request
+        ("    POST http://x/\n", "    POST http://x/\n x\n"),  # a line out of the block
+        ("  request_json: |\n", "  colour: |\n"),  # a field the format does not know
+        ("  request_json: |\n", "  request: |\n"),  # a field twice
+        ("  duration: 0.5\n", "  duration: 0.5\n  duration: 0.5\n"),
+        ("  duration: 0.5\n", "  duration: 1e3\n"),  # a number YAML reads its own way
+        ("  duration: 0.5\n", "  duration: 0.5\n  allow_secrets:\n  - sk-*\n"),  # a list
+        ("  request: |\n    POST", "  request: |\n     POST"),  # a block indented further
+        ("  request: |\n", "  request: |2\n"),  # an indentation indicator
+        ('{\n      "a"', '{\n      "\u2028a"'),  # a line break to YAML in a string
+    ],
+)
+def test_anything_unusual_in_a_json_entry_takes_the_longer_way(old: str, new: str) -> None:
+    assert json_entry(_JSON_ENTRY, 0, len(_JSON_ENTRY)) is not None
+    assert old in _JSON_ENTRY
+    text = _JSON_ENTRY.replace(old, new, 1)
+    assert json_entry(text, 0, len(text)) is None

@@ -38,7 +38,7 @@ def filled() -> RunStats:
     stats.written.append("c/w.yaml")
     stats.saved_seconds = 1.5
     stats.saved_tokens["gpt-x"] = [7, 3]
-    stats.used["c/u.yaml"] = [["key", 0]]
+    stats.used["c/u.yaml"] = ["key", 0]
     stats.owned.append("c/o.yaml")
     stats.expired_entries.append(["c/e.yaml", "key", "t.py::old"])
     stats.folders.append("c")
@@ -83,7 +83,7 @@ def test_merge_adds_another_process_totals() -> None:
     assert one.written == ["c/w.yaml"]  # a file written by both is listed once
     assert one.saved_seconds == 3.0
     assert one.saved_tokens == {"gpt-x": [14, 6]}
-    assert one.used == {"c/u.yaml": [["key", 0], ["key", 0]]}
+    assert one.used == {"c/u.yaml": ["key", 0, "key", 0]}
     assert one.collected == ["t.py::a"]
     assert one.passed == ["t.py::a", "t.py::a"]
     assert (one.input_tokens, one.output_tokens) == (14, 6)
