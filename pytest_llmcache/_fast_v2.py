@@ -17,7 +17,6 @@ Set ``LLM_CACHE_PURE_YAML=1`` to read with PyYAML alone.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 from collections.abc import Set as AbstractSet
@@ -67,7 +66,7 @@ def read_entry(text: str, names: AbstractSet[str]) -> dict[str, Any] | None:
     ``names`` are the fields the format knows: an entry with any other is left to PyYAML
     (whose reading the format then refuses, naming the field).
     """
-    if ("\r" in text) if text.isascii() else _yaml_breaks().search(text) is not None:
+    if _breaks_line(text):
         return None
     if not text.startswith("- key: ") or not text.endswith("\n") or _BLOCK_LINE in text:
         return None  # (a last line with no line break: YAML may read it its own way)
@@ -175,7 +174,6 @@ _REQUEST_NAMES = frozenset(
 # The response's first line and its JSON body's, as the writer writes them.
 _RESPONSE = "\n  response: |\n    "
 _RESPONSE_JSON = "\n  response_json: |\n    "
-_scan_json = _jsontext.scanner(json.JSONDecoder())
 
 
 def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, Any] | None:
@@ -210,7 +208,7 @@ def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, An
     if text[first : first + 1] not in ("{", "["):
         return None
     try:
-        value, stop = _scan_json(text, first)
+        value, stop = _jsontext.scan(text, first)
     except (StopIteration, ValueError, RecursionError):
         return None
     # Nothing after the value but the line break that ends the entry; every line of it

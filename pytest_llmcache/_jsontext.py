@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["encoder", "parse", "scanner"]
+__all__ = ["encoder", "parse", "scan", "scanner"]
 
 
 def encoder(options: json.JSONEncoder) -> Callable[[object], str]:
@@ -58,7 +58,8 @@ def scanner(decoder: json.JSONDecoder) -> Callable[[str, int], tuple[Any, int]]:
     return scan
 
 
-_scan = scanner(json.JSONDecoder())
+scan = scanner(json.JSONDecoder())
+"""What ``json.loads`` reads a value with, at an index of a text: ``(value, end)``."""
 
 
 def parse(text: str) -> Any:
@@ -70,7 +71,7 @@ def parse(text: str) -> Any:
     """
     if text[:1] in ("{", "["):
         try:
-            value, end = _scan(text, 0)
+            value, end = scan(text, 0)
         except StopIteration:
             return json.loads(text)  # for its message
         if end == len(text) or (end == len(text) - 1 and text[end] == "\n"):
