@@ -166,14 +166,33 @@ def _scalar(name: str, raw: str) -> Any:
     return None
 
 
-# The fields an entry has before its request, each on one line, and those of its request.
-_HEAD_NAMES = frozenset({"recorded_at", "ttl", "duration", "test", "cut_short"})
-_REQUEST_NAMES = frozenset(
-    {"request", "request_json", "request_json_style", "request_text", "request_base64"}
+# An entry with a JSON answer as the writer lays it out, from its key line to the first
+# character of the answer's JSON, matched in one pass: a block's first line indented its
+# four spaces and no more, each response header line holding ": ". (A line break YAML knows,
+# or the mark ``_BLOCK_LINE``, is looked for apart, by the string methods.) Any other layout
+# (fields in another order, a list, a style, an empty line) is declined: the longer way reads
+# it, or names its problem.
+_NUMBER = r"((?:[1-9][0-9]{0,17}|0)(?:\.[0-9]{1,17})?)"
+_QUOTED = r"'([^'\n]*(?:''[^'\n]*)*)'"
+_TIME = r"'([^'\n]*)'"  # (a time holds no quote)
+_BLOCK = r"\|[-+]?\n    [^ \n][^\n]*(?:\n    [^\n]*)*"
+_JSON_LAYOUT = (
+    r"- key: [^\n]*"
+    rf"\n  recorded_at: {_TIME}"
+    rf"(?:\n  ttl: {_NUMBER})?"
+    rf"\n  duration: {_NUMBER}"
+    rf"(?:\n  test: (?:{_QUOTED}|([A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*)))?"
+    r"(\n  cut_short: true)?"
+    rf"\n  request: {_BLOCK}"
+    rf"(?:\n  request_(?:json|text|base64): {_BLOCK})?"
+    r"\n  response: \|\n    ([1-9][0-9][0-9](?:\n    [^ \n][^\n]*?: [^\n]*)*)"
+    r"\n  response_json: \|\n    (?=[{\[])"
 )
-# The response's first line and its JSON body's, as the writer writes them.
-_RESPONSE = "\n  response: |\n    "
-_RESPONSE_JSON = "\n  response_json: |\n    "
+
+
+@functools.cache
+def _json_layout() -> re.Pattern[str]:
+    return re.compile(_JSON_LAYOUT)
 
 
 def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, Any] | None:
@@ -181,31 +200,17 @@ def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, An
     one-line fields (``recorded_at``, ``ttl``, ``duration``, ``test``, ``cut_short``), its
     response block and its answer's JSON value; or ``None``.
 
-    Each line is checked as :func:`read_entry` checks it, but the request's blocks are not
-    made (a replay does not use them), and the JSON is read where it is in the file: each of
-    its lines indented four spaces, which JSON reads as whitespace (a JSON string holds no
-    line break). An entry whose response is anything but a status and headers block and a
-    compact JSON body (stored indented) is declined, as is any line not in the writer's layout.
+    Its lines up to the JSON are matched against the writer's layout in one pass, the
+    request's blocks checked but not made (a replay does not use them). The JSON is read
+    where it is in the file: each of its lines indented four spaces, which JSON reads as
+    whitespace (a JSON string holds no line break). Any other entry is declined.
     """
-    at = text.find(_RESPONSE, start, end)
-    if at < 0:
+    found = _json_layout().match(text, start, end)
+    if found is None:
         return None
-    fields = _head_fields(text[start:at])
-    if fields is None:
-        return None
-    body = text.find(_RESPONSE_JSON, at, end)
-    if body < 0:
-        return None
-    lines = text[at + len(_RESPONSE) : body + 1]
-    # Every line of the block indented as its first, and no further (YAML would keep the
-    # spaces past the block's four); no empty line.
-    if lines.count("\n") != lines.count("\n    ") + 1:
-        return None
-    head = lines.replace("\n    ", "\n")
-    if "\n " in head or head[:1] == " " or _BLOCK_LINE in head or _breaks_line(head):
-        return None
-    first = body + len(_RESPONSE_JSON)
-    if text[first : first + 1] not in ("{", "["):
+    recorded_at, ttl, duration, quoted_test, plain_test, cut_short, head = found.groups()
+    first = found.end()
+    if text.find(_BLOCK_LINE, start, first) >= 0:
         return None
     try:
         value, stop = _jsontext.scan(text, first)
@@ -217,45 +222,23 @@ def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, An
         return None
     if text.count("\n", first, stop) != text.count("\n    ", first, stop):
         return None
-    if text.find("\r", first, stop) >= 0 or (
-        not text.isascii() and _yaml_breaks().search(text, first, stop) is not None
+    if text.find("\r", start, stop) >= 0 or (
+        not text.isascii() and _yaml_breaks().search(text, start, stop) is not None
     ):
         return None
-    return fields, head, value
+    fields: dict[str, Any] = {"recorded_at": recorded_at}
+    if ttl is not None:
+        fields["ttl"] = float(ttl)
+    fields["duration"] = float(duration)
+    if quoted_test is not None:
+        fields["test"] = quoted_test.replace("''", "'")
+    elif plain_test is not None:
+        fields["test"] = plain_test
+    if cut_short is not None:
+        fields["cut_short"] = True
+    return fields, head.replace("\n    ", "\n") + "\n", value
 
 
 def _breaks_line(text: str) -> bool:
     """Whether ``text`` holds a line break YAML knows and Python's lines do not."""
     return ("\r" in text) if text.isascii() else _yaml_breaks().search(text) is not None
-
-
-def _head_fields(part: str) -> dict[str, Any] | None:
-    """The one-line fields of an entry's text before its response, checking its request's
-    fields without making their text."""
-    if _breaks_line(part) or _BLOCK_LINE in part:
-        return None
-    fields = part.replace("\n    ", _BLOCK_LINE).split("\n  ")
-    if "\n" in fields[0] or _BLOCK_LINE in fields[0]:
-        return None  # (the key line itself was read by the index)
-    data: dict[str, Any] = {}
-    seen: set[str] = set()
-    for field in fields[1:]:
-        name, sep, raw = field.partition(": ")
-        if not sep or "\n" in field or name in seen:
-            return None  # an empty line, a line outside the layout, or a field twice
-        seen.add(name)
-        if name in _REQUEST_NAMES:
-            # A block, with text on its first line, indented as the layout's blocks are.
-            header, mark, lines = raw.partition(_BLOCK_LINE)
-            if not mark or header not in _BLOCKS or lines[:1] in _NOT_FIRST:
-                return None  # (a style or base64 on its line: the longer way)
-        elif name in _HEAD_NAMES:
-            value = _scalar(name, raw)
-            if value is None:
-                return None
-            data[name] = value
-        else:
-            return None
-    if "request" not in seen or "recorded_at" not in data or "duration" not in data:
-        return None  # (the longer way names what is missing)
-    return data

@@ -519,6 +519,14 @@ _JSON_ENTRY = (
         ("  request: |\n    POST", "  request: |\n     POST"),  # a block indented further
         ("  request: |\n", "  request: |2\n"),  # an indentation indicator
         ('{\n      "a"', '{\n      "\u2028a"'),  # a line break to YAML in a string
+        ("    POST http://x/\n", "    POST http://x/\x00\n"),  # a character YAML refuses
+        ("    POST http://x/\n", "    POST http://x/\r\n"),  # a line break to YAML
+        ("  duration: 0.5\n", ""),  # a field the replay needs, missing
+        ("  response: |\n    200\n", "  response: |\n    200 OK\n"),  # a status askew
+        (
+            "    content-type: application/json\n  response_json",
+            "    content-type\n  response_json",
+        ),
     ],
 )
 def test_anything_unusual_in_a_json_entry_takes_the_longer_way(old: str, new: str) -> None:
@@ -526,3 +534,28 @@ def test_anything_unusual_in_a_json_entry_takes_the_longer_way(old: str, new: st
     assert old in _JSON_ENTRY
     text = _JSON_ENTRY.replace(old, new, 1)
     assert json_entry(text, 0, len(text)) is None
+
+
+@pytest.mark.parametrize("test", ["tests/t.py::test[a: b]", "tests/t.py::test[it's: x]"])
+def test_a_quoted_test_id_is_replayed_as_written(test: str) -> None:
+    made = make_entry(
+        key="0a1b",
+        request=Request("POST", "http://x/", (), b'{"q":1}'),
+        status=200,
+        headers=(("content-type", "application/json"),),
+        chunks=[b'{"a":1}'],
+        match_headers=(),
+        ttl=None,
+        duration=0.5,
+        now=NOW,
+        secrets=(),
+        test=test,
+        cut_short=False,
+    )
+    text = render([made])
+    (entry,) = read(text, Path("c.yaml"))
+    source = entry.source
+    found = json_entry(source.text, source.start, source.end)
+    assert found is not None, text
+    assert found[0]["test"] == test
+    assert (entry.test, entry.to_response().chunks) == (test, (b'{"a":1}',))
