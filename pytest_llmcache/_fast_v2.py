@@ -28,17 +28,12 @@ __all__ = ["ENABLED", "json_entry", "read_entry"]
 
 ENABLED = os.environ.get("LLM_CACHE_PURE_YAML", "") in ("", "0")
 
-# Where an entry's lines may not be: a line break followed by anything but another line break
-# or a block's line (once its four spaces of indentation were replaced by ``_BLOCK_LINE``).
-_STRAY = re.compile("\n[^\n\x00]")
 # Stands for a line break and a block line's indentation while the fields are split apart;
 # YAML cannot hold it as it is, so an entry that has it is for PyYAML.
 _BLOCK_LINE = "\x00"
 # What may not follow the mark of a block's first line: more indentation, or no text (a
 # line of spaces, or a block of empty lines only, which YAML reads its own way).
 _NOT_FIRST = frozenset({" ", "", _BLOCK_LINE})
-_INT = re.compile(r"[1-9][0-9]{0,17}|0")
-_FLOAT = re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
 # Plain names the writer uses as they are (JSON styles, the stream's line ending).
 _NAMES = frozenset(
     {"compact", "spaced", "indent", "crlf"}
@@ -48,9 +43,33 @@ _NAMES = frozenset(
         for suffix in ("+ascii", "+nl", "+ascii+nl")
     }
 )
-# A node id: "::" rules out every type a plain YAML scalar could be read as.
-_NODE_ID = re.compile(r"[A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*")
 _BLOCKS = frozenset({"|", "|-", "|+"})
+
+
+# The patterns below are compiled when first needed: a replay of JSON answers needs none.
+
+
+@functools.cache
+def _stray() -> re.Pattern[str]:
+    # Where an entry's lines may not be: a line break followed by anything but another line
+    # break or a block's line (once its indentation was replaced by ``_BLOCK_LINE``).
+    return re.compile("\n[^\n\x00]")
+
+
+@functools.cache
+def _int() -> re.Pattern[str]:
+    return re.compile(r"[1-9][0-9]{0,17}|0")
+
+
+@functools.cache
+def _float() -> re.Pattern[str]:
+    return re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
+
+
+@functools.cache
+def _node_id() -> re.Pattern[str]:
+    # A node id: "::" rules out every type a plain YAML scalar could be read as.
+    return re.compile(r"[A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*")
 
 
 @functools.cache
@@ -88,7 +107,7 @@ def read_entry(text: str, names: AbstractSet[str]) -> dict[str, Any] | None:
         head, mark, lines = part.partition(_BLOCK_LINE)
         if "\n" in part:
             # Empty lines: each must be followed by another, or by a block line.
-            if _STRAY.search(part) is not None:
+            if _stray().search(part) is not None:
                 return None
             cut = head.find("\n")
             if cut >= 0:  # (empty lines before a block's first line, or after a value)
@@ -152,15 +171,15 @@ def _scalar(name: str, raw: str) -> Any:
     if name == "key":
         return None  # only on the first line
     if name in ("ttl", "duration"):
-        if _INT.fullmatch(raw):
+        if _int().fullmatch(raw):
             return int(raw)
-        if _FLOAT.fullmatch(raw):
+        if _float().fullmatch(raw):
             return float(raw)
         return None
     if name == "cut_short":
         return True if raw == "true" else None
     if name == "test":
-        return raw if _NODE_ID.fullmatch(raw) else None
+        return raw if _node_id().fullmatch(raw) else None
     if name.endswith(("_json_style", "_sse_eol")):
         return raw if raw in _NAMES else None
     return None

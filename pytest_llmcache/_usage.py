@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -41,8 +42,11 @@ _USAGE_B64 = tuple(
 )
 
 
-# A usage object, as JSON writes it: a stream event that holds one is parsed.
-_USAGE = re.compile(rb'"usage(?:Metadata)?"\s*:\s*\{')
+@functools.cache
+def _usage_object() -> re.Pattern[bytes]:
+    """A usage object, as JSON writes it: a stream event that holds one is parsed. (Compiled
+    by the first stream: a whole answer's usage is read from its parsed JSON.)"""
+    return re.compile(rb'"usage(?:Metadata)?"\s*:\s*\{')
 
 
 def entry_usage(request: Mapping[str, Any], response: Mapping[str, Any]) -> Usage:
@@ -96,7 +100,7 @@ def replay_usage(
                 documents.append(_unwrapped(_json(chunk)))
             continue
         # OpenAI's stream repeats "usage": null in every event when usage is asked for.
-        wanted = (b"usage" in chunk and _USAGE.search(chunk) is not None) or (
+        wanted = (b"usage" in chunk and _usage_object().search(chunk) is not None) or (
             not model_seen and b'"model"' in chunk
         )
         if not wanted:
@@ -132,7 +136,7 @@ def _event_documents(body: bytes) -> list[object]:
         at = body.find(b'"model"', end)
     at = body.find(b'"usage')
     while at >= 0:
-        if _USAGE.match(body, at) is not None:
+        if _usage_object().match(body, at) is not None:
             end, document = _line_document(body, at, seen)
             if document is not _NO_DOCUMENT:
                 documents.append(document)
