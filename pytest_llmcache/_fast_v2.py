@@ -66,10 +66,13 @@ def _float() -> re.Pattern[str]:
     return re.compile(r"(?:[1-9][0-9]{0,17}|0)\.[0-9]{1,17}")
 
 
+# A node id: "::" rules out every type a plain YAML scalar could be read as.
+_NODE_ID = r"[A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*"
+
+
 @functools.cache
 def _node_id() -> re.Pattern[str]:
-    # A node id: "::" rules out every type a plain YAML scalar could be read as.
-    return re.compile(r"[A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*")
+    return re.compile(_NODE_ID)
 
 
 @functools.cache
@@ -200,7 +203,7 @@ _JSON_LAYOUT = (
     rf"\n  recorded_at: {_TIME}"
     rf"(?:\n  ttl: {_NUMBER})?"
     rf"\n  duration: {_NUMBER}"
-    rf"(?:\n  test: (?:{_QUOTED}|([A-Za-z0-9_./-][^'\"#:\s]*::[^'\"#\s]*)))?"
+    rf"(?:\n  test: (?:{_QUOTED}|({_NODE_ID})))?"
     r"(\n  cut_short: true)?"
     rf"\n  request: {_BLOCK}"
     rf"(?:\n  request_(?:json|text|base64): {_BLOCK})?"
