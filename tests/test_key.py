@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from collections.abc import Callable
 
 import httpx
@@ -657,3 +659,18 @@ def test_multipart_credential_fields_are_left_out_of_the_key() -> None:
     assert key(form("first-form-secret")) == key(form("other-form-secret"))
     assert key(form("first-form-secret")) != key(form("first-form-secret", model="other"))
     assert b"first-form-secret" not in canonical_body(form("first-form-secret"))
+
+
+def test_a_python_without_its_own_sha256_hashes_with_openssl(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (A module set to None in sys.modules cannot be imported.)
+    monkeypatch.setitem(sys.modules, "_sha2", None)
+    monkeypatch.setitem(sys.modules, "_sha256", None)
+    assert _key._builtin_sha256() is hashlib.sha256
+    monkeypatch.undo()
+    own = _key._builtin_sha256()
+    # CPython's own build of it (a build may leave it out, as none of ours does).
+    assert own is not hashlib.sha256 or sys.implementation.name != "cpython"
+    for data in (b"", b"x", bytes(range(256)) * 9):
+        assert own(data).hexdigest() == hashlib.sha256(data).hexdigest()
