@@ -188,12 +188,14 @@ def _scalar(name: str, raw: str) -> Any:
     return None
 
 
-# An entry with a JSON answer as the writer lays it out, from its key line to the first
-# character of the answer's JSON, matched in one pass: a block's first line indented its
-# four spaces and no more, each response header line holding ": ". (A line break YAML knows,
-# or the mark ``_BLOCK_LINE``, is looked for apart, by the string methods.) Any other layout
-# (fields in another order, a list, a style, an empty line) is declined: the longer way reads
-# it, or names its problem.
+# An entry with a JSON answer as the writer lays it out, from its key line to its response's
+# last header line, matched in one pass: a block's first line indented its four spaces and no
+# more, each response header line holding ": ". (A line break YAML knows, or the mark
+# ``_BLOCK_LINE``, is looked for apart, by the string methods.) Any other layout (fields in
+# another order, a list, a style, an empty line) is declined: the longer way reads it, or
+# names its problem. The answer's own first line is looked for after the match, not in it: a
+# stream's entry, whose answer follows in another field, then fails without the matcher going
+# back over the request's lines to look for another reading of them.
 _NUMBER = r"((?:[1-9][0-9]{0,17}|0)(?:\.[0-9]{1,17})?)"
 _QUOTED = r"'([^'\n]*(?:''[^'\n]*)*)'"
 _TIME = r"'([^'\n]*)'"  # (a time holds no quote)
@@ -207,9 +209,9 @@ _JSON_LAYOUT = (
     r"(\n  cut_short: true)?"
     rf"\n  request: {_BLOCK}"
     rf"(?:\n  request_(?:json|text|base64): {_BLOCK})?"
-    r"\n  response: \|\n    ([1-9][0-9][0-9](?:\n    [^ \n][^\n]*?: [^\n]*)*)"
-    r"\n  response_json: \|\n    (?=[{\[])"
+    r"\n  response: \|\n    (?P<head>[1-9][0-9][0-9](?:\n    [^ \n][^\n]*?: [^\n]*)*)"
 )
+_RESPONSE_JSON = "\n  response_json: |\n    "
 
 
 @functools.cache
@@ -228,12 +230,13 @@ def json_entry(text: str, start: int, end: int) -> tuple[dict[str, Any], str, An
     whitespace (a JSON string holds no line break). Any other entry is declined.
     """
     found = _json_layout().match(text, start, end)
-    if found is None:
+    if found is None or not text.startswith(_RESPONSE_JSON, found.end(), end):
         return None
-    recorded_at, ttl, duration, quoted_test, plain_test, cut_short, head = found.groups()
-    first = found.end()
-    if text.find(_BLOCK_LINE, start, first) >= 0:
+    first = found.end() + len(_RESPONSE_JSON)
+    if text[first : first + 1] not in ("{", "[") or text.find(_BLOCK_LINE, start, first) >= 0:
         return None
+    recorded_at, ttl, duration, quoted_test, plain_test, cut_short = found.group(1, 2, 3, 4, 5, 6)
+    head = found.group("head")
     try:
         value, stop = _jsontext.scan(text, first)
     except (StopIteration, ValueError, RecursionError):
