@@ -521,6 +521,7 @@ _JSON_ENTRY = (
         ('{\n      "a"', '{\n      "\u2028a"'),  # a line break to YAML in a string
         ("    POST http://x/\n", "    POST http://x/\x00\n"),  # a character YAML refuses
         ("    POST http://x/\n", "    POST http://x/\r\n"),  # a line break to YAML
+        ("  response_json: |\n", "  response_text: |\n"),  # the answer as text
         ("  duration: 0.5\n", ""),  # a field the replay needs, missing
         ("  response: |\n    200\n", "  response: |\n    200 OK\n"),  # a status askew
         (
