@@ -447,11 +447,10 @@ class _Version2:
             head = found[0]
             recorded_at = head["recorded_at"]
             if _is_time(recorded_at):
-                # (Each value is of the type the writer gives it: the reader checked.)
-                ttl = head.get("ttl")
+                # (Each value is of the type an entry holds: the reader made it so.)
                 _set(entry, "recorded_at", recorded_at)
-                _set(entry, "ttl", None if ttl is None else float(ttl))
-                _set(entry, "duration", float(head["duration"]))
+                _set(entry, "ttl", head.get("ttl"))
+                _set(entry, "duration", head["duration"])
                 _set(entry, "test", head.get("test"))
                 _set(entry, "cut_short", head.get("cut_short") is True)
                 _set(entry, "allow_secrets", ())

@@ -134,9 +134,10 @@ def _event_documents(body: bytes) -> list[object]:
             if isinstance(document, dict) and "model" in document:
                 break
         at = body.find(b'"model"', end)
+    usage_object = _usage_object()
     at = body.find(b'"usage')
     while at >= 0:
-        if _usage_object().match(body, at) is not None:
+        if usage_object.match(body, at) is not None:
             end, document = _line_document(body, at, seen)
             if document is not _NO_DOCUMENT:
                 documents.append(document)
