@@ -18,7 +18,15 @@ from pytest_llmcache._cassette import Cassette
 from pytest_llmcache._entry import CassetteError, Entry
 from pytest_llmcache._exchange import Request
 from pytest_llmcache._fast_v2 import json_entry, read_entry
-from pytest_llmcache._format_v2 import _COMPACT, _scan, _writers_head, from_data, read, render
+from pytest_llmcache._format_v2 import (
+    _COMPACT,
+    _READ_AHEAD,
+    _scan,
+    _writers_head,
+    from_data,
+    read,
+    render,
+)
 from pytest_llmcache._format_v2 import _KNOWN as KNOWN
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "cassettes"
@@ -560,3 +568,81 @@ def test_a_quoted_test_id_is_replayed_as_written(test: str) -> None:
     assert found is not None, text
     assert found[0]["test"] == test
     assert (entry.test, entry.to_response().chunks) == (test, (b'{"a":1}',))
+
+
+@st.composite
+def json_answers(draw: st.DrawFn) -> Entry:
+    """An entry as a chat call records it: compact JSON asked and answered."""
+    return make_entry(
+        key=draw(st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
+        request=Request(
+            "POST",
+            "http://x/",
+            (("content-type", "application/json"),),
+            json.dumps({"q": draw(texts)}, separators=(",", ":")).encode(),
+        ),
+        status=200,
+        headers=(("content-type", "application/json"),),
+        chunks=[json.dumps(draw(json_values), separators=(",", ":")).encode()],
+        match_headers=(),
+        ttl=None,
+        duration=draw(st.sampled_from([0.0, 0.5, 2.25])),
+        now=NOW,
+        secrets=(),
+        test=None,
+        cut_short=False,
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(json_answers(), entries()), min_size=1, max_size=_READ_AHEAD + 2),
+    st.randoms(use_true_random=False),
+)
+def test_each_entry_of_a_file_replays_its_own_answer_in_any_order(
+    made: list[Entry], random: Any
+) -> None:
+    # A small file's JSON entries are read together when the first is asked for; a larger
+    # one's each on its own. Either way, each entry, asked for in any order and again, is
+    # its own.
+    text = render(made)
+    index = read(text, Path("c.yaml"))
+    order = [*range(len(made)), *range(len(made))]
+    random.shuffle(order)
+    for position in order:
+        entry, expected = index[position], made[position]
+        assert entry.key == expected.key
+        assert entry.to_response() == expected.to_response()
+        assert (entry.recorded_at, entry.duration, entry.test) == (
+            expected.recorded_at,
+            expected.duration,
+            expected.test,
+        )
+
+
+def test_a_small_file_keeps_nothing_of_the_entries_it_handed_out() -> None:
+    made = [
+        make_entry(
+            key=f"{number:032x}",
+            request=Request("POST", "http://x/", (), b'{"q":%d}' % number),
+            status=200,
+            headers=(("content-type", "application/json"),),
+            chunks=[b'{"a":%d}' % number],
+            match_headers=(),
+            ttl=None,
+            duration=0.5,
+            now=NOW,
+            secrets=(),
+            test=None,
+            cut_short=False,
+        )
+        for number in range(3)
+    ]
+    index = _scan(render(made), Path("c.yaml"))
+    assert index is not None
+    assert index[1].to_response().chunks == (b'{"a":1}',)
+    assert index._ahead is not None  # read together, at the first ask
+    assert index._ahead[1] is None
+    assert all(index._ahead[n] for n in (0, 2))
+    assert [index[n].to_response().chunks for n in (0, 2)] == [(b'{"a":0}',), (b'{"a":2}',)]
+    assert index._ahead == [None, None, None]
