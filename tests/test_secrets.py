@@ -388,6 +388,21 @@ def test_mask_secrets(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "key",
+    [
+        "sk-ant-api03-" + "a1B2" * 6,
+        "sk-proj-" + "Zz9_" * 6,
+        "AIza" + "Sy0-" * 9,
+        "gsk_" + "q7W" * 8,
+        "AKIA" + "Q2W3E4R5T6Y7U8I9",
+    ],
+)
+def test_every_key_shape_is_masked_in_a_message(key: str) -> None:
+    masked = mask_secrets(f"failed: bad token {key} (POST /v1)")
+    assert masked == f"failed: bad token {key[:6]}... (POST /v1)"
+
+
+@pytest.mark.parametrize(
     ("value", "patterns", "expected"),
     [
         ("sk-proj-EXAMPLE0123456789abcdef", ["sk-proj-EXAMPLE*"], "sk-proj-EXAMPLE*"),
