@@ -251,7 +251,7 @@ def _scan(text: str, path: Path) -> Index | None:
     return Index(path, text, keys, starts)
 
 
-_READ_AHEAD = int(__import__("os").environ.get("RA", "16"))
+_READ_AHEAD = 16
 """The most entries a file may have for all of its JSON entries to be read at its first use."""
 
 
