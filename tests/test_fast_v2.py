@@ -545,22 +545,29 @@ def test_anything_unusual_in_a_json_entry_takes_the_longer_way(old: str, new: st
     assert json_entry(text, 0, len(text)) is None
 
 
-@pytest.mark.parametrize("test", ["tests/t.py::test[a: b]", "tests/t.py::test[it's: x]"])
-def test_a_quoted_test_id_is_replayed_as_written(test: str) -> None:
-    made = make_entry(
-        key="0a1b",
-        request=Request("POST", "http://x/", (), b'{"q":1}'),
+def _chat_entry(
+    key: str, asked: bytes, answer: bytes, *, test: str | None = None, duration: float = 0.5
+) -> Entry:
+    """An entry as a chat call records it: JSON asked, JSON answered."""
+    return make_entry(
+        key=key,
+        request=Request("POST", "http://x/", (("content-type", "application/json"),), asked),
         status=200,
         headers=(("content-type", "application/json"),),
-        chunks=[b'{"a":1}'],
+        chunks=[answer],
         match_headers=(),
         ttl=None,
-        duration=0.5,
+        duration=duration,
         now=NOW,
         secrets=(),
         test=test,
         cut_short=False,
     )
+
+
+@pytest.mark.parametrize("test", ["tests/t.py::test[a: b]", "tests/t.py::test[it's: x]"])
+def test_a_quoted_test_id_is_replayed_as_written(test: str) -> None:
+    made = _chat_entry("0a1b", b'{"q":1}', b'{"a":1}', test=test)
     text = render([made])
     (entry,) = read(text, Path("c.yaml"))
     source = entry.source
@@ -572,25 +579,12 @@ def test_a_quoted_test_id_is_replayed_as_written(test: str) -> None:
 
 @st.composite
 def json_answers(draw: st.DrawFn) -> Entry:
-    """An entry as a chat call records it: compact JSON asked and answered."""
-    return make_entry(
-        key=draw(st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
-        request=Request(
-            "POST",
-            "http://x/",
-            (("content-type", "application/json"),),
-            json.dumps({"q": draw(texts)}, separators=(",", ":")).encode(),
-        ),
-        status=200,
-        headers=(("content-type", "application/json"),),
-        chunks=[json.dumps(draw(json_values), separators=(",", ":")).encode()],
-        match_headers=(),
-        ttl=None,
+    """A chat call's entry, compact JSON asked and answered, as the fast reader reads it."""
+    return _chat_entry(
+        draw(st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
+        json.dumps({"q": draw(texts)}, separators=(",", ":")).encode(),
+        json.dumps(draw(json_values), separators=(",", ":")).encode(),
         duration=draw(st.sampled_from([0.0, 0.5, 2.25])),
-        now=NOW,
-        secrets=(),
-        test=None,
-        cut_short=False,
     )
 
 
@@ -621,23 +615,7 @@ def test_each_entry_of_a_file_replays_its_own_answer_in_any_order(
 
 
 def test_a_small_file_keeps_nothing_of_the_entries_it_handed_out() -> None:
-    made = [
-        make_entry(
-            key=f"{number:032x}",
-            request=Request("POST", "http://x/", (), b'{"q":%d}' % number),
-            status=200,
-            headers=(("content-type", "application/json"),),
-            chunks=[b'{"a":%d}' % number],
-            match_headers=(),
-            ttl=None,
-            duration=0.5,
-            now=NOW,
-            secrets=(),
-            test=None,
-            cut_short=False,
-        )
-        for number in range(3)
-    ]
+    made = [_chat_entry(f"{n:032x}", b'{"q":%d}' % n, b'{"a":%d}' % n) for n in range(3)]
     index = _scan(render(made), Path("c.yaml"))
     assert index is not None
     assert index[1].to_response().chunks == (b'{"a":1}',)
